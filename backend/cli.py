@@ -1,0 +1,227 @@
+"""colorize-backend: serve the daemon, colorize files, list models, diagnose, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from backend import __version__
+from backend.daemon import DEFAULT_ENDPOINT, Daemon, DaemonConfig
+from backend.engine import Engine
+from backend.manifest import MANIFEST_PATH, Manifest, ManifestError
+from backend.protocol import DEFAULT_MAX_PIXELS
+
+LOG = logging.getLogger("colorize")
+
+
+def make_engine(args: argparse.Namespace) -> Engine:
+    manifest = Manifest.load(Path(args.manifest))
+    providers = ["CPUExecutionProvider"] if getattr(args, "cpu", False) else None
+    return Engine(manifest, providers=providers, threads=getattr(args, "threads", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = DaemonConfig(
+        endpoint=args.endpoint,
+        workers=args.workers,
+        queue_size=args.queue_size,
+        max_pixels=args.max_pixels,
+        curve_secret_key=args.curve_secret_key,
+    )
+    try:
+        daemon = Daemon(make_engine(args), config)
+    except ValueError as exc:
+        LOG.error("%s", exc)
+        return 2
+    try:
+        daemon.serve_forever()
+    except KeyboardInterrupt:
+        LOG.info("stopped")
+    return 0
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from backend.images import expand_inputs, output_path, read_image, write_image
+    from backend.progress import progress
+
+    engine = make_engine(args)
+    inputs = expand_inputs(args.inputs)
+    many = len(inputs) > 1 or Path(args.inputs[0]).is_dir()
+    root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
+    reference = None
+    if args.reference or args.hints:
+        from backend.guidance import Reference
+
+        mode = "hints" if args.hints else args.reference_mode
+        reference = Reference(read_image(Path(args.hints or args.reference)), mode)
+    failures = 0
+    for source in progress(inputs, "colorizing"):
+        target = output_path(source, root, Path(args.output), many)
+        try:
+            result = engine.colorize(read_image(source), args.model, args.strength, reference)
+        except (OSError, ValueError, ManifestError) as exc:
+            LOG.error("%s: %s", source, exc)
+            failures += 1
+            continue
+        write_image(target, result.pixels)
+        LOG.info(
+            "%s -> %s (%s on %s, %s)",
+            source,
+            target,
+            result.model,
+            result.provider,
+            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in result.timings.stages.items()),
+        )
+    return 1 if failures else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    manifest = engine.manifest
+    rows = []
+    for entry in manifest.entries.values():
+        size = f"{entry.path.stat().st_size / 1e6:.1f} MB" if entry.path.exists() else "missing"
+        provider = engine.provider_of(entry) if entry.path.exists() else "-"
+        default = "*" if entry.name == manifest.default else " "
+        rows.append(
+            (
+                f"{default}{entry.name}",
+                entry.kind,
+                f"{entry.input_size}px",
+                size,
+                provider,
+                entry.description,
+            )
+        )
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    dict(zip(("name", "kind", "input", "size", "provider", "description"), r))
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    widths = [
+        max(len(r[i]) for r in rows + [("NAME", "KIND", "INPUT", "SIZE", "PROVIDER", "")])
+        for i in range(5)
+    ]
+    for row in [(" NAME", "KIND", "INPUT", "SIZE", "PROVIDER", "DESCRIPTION")] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)), row[5])
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from backend.doctor import diagnose
+
+    problems = diagnose(Path(args.manifest), args.endpoint)
+    return 1 if problems else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from backend.bench import run_bench
+
+    report = run_bench(make_engine(args), args)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import zmq.auth
+
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("server", "client"):
+        public, secret = zmq.auth.create_certificates(str(folder), name)
+        Path(secret).chmod(0o600)
+        print(f"{name}: public {public}, secret {secret}")
+    print(
+        "Serve with --curve-secret-key",
+        folder / "server.key_secret",
+        "and put the server's public key and the client certificate in the plug-in config.",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorize-backend", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--manifest", default=str(MANIFEST_PATH), help="model manifest to use")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def engine_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cpu", action="store_true", help="never use the GPU")
+        p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+
+    serve = sub.add_parser("serve", help="run the ZeroMQ daemon")
+    serve.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--queue-size", type=int, default=8)
+    serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    serve.add_argument(
+        "--curve-secret-key",
+        type=Path,
+        help="server certificate (from `keys`); required off loopback",
+    )
+    engine_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    colorize = sub.add_parser("colorize", help="colorize files, folders or globs")
+    colorize.add_argument("inputs", nargs="+")
+    colorize.add_argument("-o", "--output", required=True, help="output file or folder")
+    colorize.add_argument("--model", help="model name or path to an .onnx file")
+    colorize.add_argument("--reference", help="exemplar colour photo (or hint image)")
+    colorize.add_argument("--reference-mode", choices=("auto", "exemplar", "hints"), default="auto")
+    colorize.add_argument("--hints", help="transparent PNG with painted colour hints")
+    colorize.add_argument("--strength", type=float, default=1.0)
+    engine_options(colorize)
+    colorize.set_defaults(func=cmd_colorize)
+
+    models = sub.add_parser("models", help="list installed models")
+    models.add_argument("--json", action="store_true")
+    engine_options(models)
+    models.set_defaults(func=cmd_models)
+
+    doctor = sub.add_parser("doctor", help="report what is installed and what is wrong")
+    doctor.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    doctor.set_defaults(func=cmd_doctor)
+
+    bench = sub.add_parser("bench", help="time the network, the pipeline and the daemon")
+    bench.add_argument("--model")
+    bench.add_argument("--repeat", type=int, default=10)
+    bench.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0])
+    bench.add_argument("--output", help="also write the JSON report here")
+    engine_options(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    keys = sub.add_parser("keys", help="create CURVE certificates for serving other machines")
+    keys.add_argument("folder")
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except (ManifestError, FileNotFoundError) as exc:
+        LOG.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

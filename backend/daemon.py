@@ -1,0 +1,286 @@
+"""The colorization daemon: a ZeroMQ ROUTER front, a bounded queue, worker threads.
+
+The front thread only parses and validates (cheap) and answers `hello` and
+`models` itself, so it stays responsive while workers run the network. Workers
+hand replies back through an inproc PULL socket because ZeroMQ sockets must not
+be shared between threads. Nothing a client sends can stop the loop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+import zmq.auth
+
+from backend import __version__
+from backend.engine import Engine
+from backend.manifest import ManifestError
+from backend.protocol import (
+    CHANNELS,
+    DEFAULT_MAX_PIXELS,
+    PROTOCOL_VERSION,
+    RESULT_FORMAT,
+    ColorizeRequest,
+    ProtocolError,
+    decode_header,
+    encode_header,
+    error_header,
+    parse_colorize,
+)
+
+LOG = logging.getLogger("colorize.daemon")
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+REPLIES = "inproc://colorize-replies"
+
+
+@dataclass
+class DaemonConfig:
+    endpoint: str = DEFAULT_ENDPOINT
+    workers: int = 1
+    queue_size: int = 8
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    curve_secret_key: Path | None = None  # a zmq certificate file (see `colorize-backend keys`)
+
+
+@dataclass
+class Job:
+    envelope: list[bytes]
+    header: dict[str, Any]
+    request: ColorizeRequest
+    payload: list[bytes]
+    received: float
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """ROUTER frames → (routing envelope incl. empty delimiter if any, message body)."""
+    if len(frames) > 1 and frames[1] == b"":
+        return frames[:2], frames[2:]
+    return frames[:1], frames[1:]
+
+
+class Daemon:
+    """Serve colorize requests until stop() is called."""
+
+    def __init__(self, engine: Engine, config: DaemonConfig):
+        if not is_loopback(config.endpoint) and config.curve_secret_key is None:
+            raise ValueError(
+                f"refusing to bind {config.endpoint}: it is not a loopback address and no CURVE "
+                "key was given. Run `colorize-backend keys DIR` and pass --curve-secret-key "
+                "DIR/server.key_secret to serve other machines securely."
+            )
+        self.engine = engine
+        self.config = config
+        self.context = zmq.Context.instance()
+        self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._startup_error: Exception | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Run the front loop and workers on background threads (for tests and embedding)."""
+        thread = threading.Thread(target=self._serve_in_thread, name="colorize-front", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        if not self._ready.wait(10) or self._startup_error:
+            raise RuntimeError(f"daemon did not start: {self._startup_error or 'timeout'}")
+
+    def _serve_in_thread(self) -> None:
+        try:
+            self.serve_forever()
+        except Exception as exc:
+            self._startup_error = exc
+            self._ready.set()
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _bind_front(self) -> zmq.Socket:
+        front = self.context.socket(zmq.ROUTER)
+        front.setsockopt(zmq.LINGER, 0)
+        front.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        if self.config.curve_secret_key:
+            public, secret = zmq.auth.load_certificate(str(self.config.curve_secret_key))
+            if secret is None:
+                raise ValueError(f"{self.config.curve_secret_key} holds no secret key")
+            front.curve_secretkey = secret
+            front.curve_publickey = public
+            front.curve_server = True
+        front.bind(self.config.endpoint)
+        return front
+
+    def serve_forever(self) -> None:
+        front = self._bind_front()
+        replies = self.context.socket(zmq.PULL)
+        replies.bind(REPLIES + f"-{id(self)}")
+        workers = [
+            threading.Thread(target=self._work, name=f"colorize-worker-{i}", daemon=True)
+            for i in range(self.config.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        LOG.info(
+            "serving on %s (protocol v%d, %d worker(s), queue %d, providers %s)",
+            self.config.endpoint,
+            PROTOCOL_VERSION,
+            self.config.workers,
+            self.config.queue_size,
+            ",".join(self.engine.providers),
+        )
+        poller = zmq.Poller()
+        poller.register(front, zmq.POLLIN)
+        poller.register(replies, zmq.POLLIN)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                for sock, _ in poller.poll(200):
+                    if sock is front:
+                        self._receive(front)
+                    else:
+                        front.send_multipart(replies.recv_multipart(), copy=False)
+        finally:
+            for _ in workers:
+                self.jobs.put(None)
+            for worker in workers:
+                worker.join(30)
+            front.close()
+            replies.close()
+
+    def _receive(self, front: zmq.Socket) -> None:
+        envelope, body = split_envelope(front.recv_multipart(copy=True))
+        request_id = None
+        try:
+            if not body:
+                raise ProtocolError("bad_frames", "message has no header frame")
+            header = decode_header(body[0])
+            request_id = header.get("id")
+            op = header["op"]
+            if op == "hello":
+                self._reply(front, envelope, self.hello(request_id))
+            elif op == "models":
+                self._reply(front, envelope, self.models(request_id))
+            else:
+                request = parse_colorize(header, body[1:], self.config.max_pixels)
+                job = Job(envelope, header, request, body[1:], time.perf_counter())
+                try:
+                    self.jobs.put_nowait(job)
+                except queue.Full:
+                    raise ProtocolError(
+                        "busy", f"queue full ({self.config.queue_size} waiting); retry shortly"
+                    ) from None
+        except ProtocolError as exc:
+            LOG.warning("refused request %s: %s: %s", request_id, exc.code, exc.message)
+            self._reply(front, envelope, error_header(exc.code, exc.message, request_id))
+
+    @staticmethod
+    def _reply(sock: zmq.Socket, envelope: list[bytes], header: dict, *frames: bytes) -> None:
+        sock.send_multipart([*envelope, encode_header(header), *frames], copy=False)
+
+    def hello(self, request_id: Any = None) -> dict[str, Any]:
+        manifest = self.engine.manifest
+        return {
+            "v": PROTOCOL_VERSION,
+            "ok": True,
+            "id": request_id,
+            "protocol": PROTOCOL_VERSION,
+            "backend_version": __version__,
+            "models": sorted(manifest.entries),
+            "default_model": manifest.default,
+            "providers": self.engine.providers,
+            "max_pixels": self.config.max_pixels,
+        }
+
+    def models(self, request_id: Any = None) -> dict[str, Any]:
+        listed = [
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "input_size": e.input_size,
+                "description": e.description,
+            }
+            for e in self.engine.manifest.entries.values()
+        ]
+        return {
+            "v": PROTOCOL_VERSION,
+            "ok": True,
+            "id": request_id,
+            "models": listed,
+            "default_model": self.engine.manifest.default,
+        }
+
+    def _work(self) -> None:
+        sender = self.context.socket(zmq.PUSH)
+        sender.connect(REPLIES + f"-{id(self)}")
+        try:
+            while (job := self.jobs.get()) is not None:
+                header, frames = self._run(job)
+                sender.send_multipart([*job.envelope, encode_header(header), *frames], copy=False)
+        finally:
+            sender.close()
+
+    def _run(self, job: Job) -> tuple[dict[str, Any], list[bytes]]:
+        request = job.request
+        spec = request.image
+        request_id = job.header.get("id")
+        waited = time.perf_counter() - job.received
+        try:
+            pixels = np.frombuffer(job.payload[0], dtype=np.uint8).reshape(
+                spec.height, spec.width, CHANNELS[spec.format]
+            )
+            result = self.engine.colorize(pixels, request.model, request.strength)
+        except (ManifestError, ValueError) as exc:
+            LOG.warning("request %s failed: %s", request_id, exc)
+            return error_header("bad_request", str(exc), request_id), []
+        except Exception as exc:  # the daemon must outlive any failure of one request
+            LOG.exception("request %s crashed", request_id)
+            return error_header("internal", f"{type(exc).__name__}: {exc}", request_id), []
+        timings = {"queue": round(waited, 4), **result.timings.stages}
+        LOG.info(
+            "request %s: %dx%d %s model=%s provider=%s %s",
+            request_id,
+            spec.width,
+            spec.height,
+            spec.format,
+            result.model,
+            result.provider,
+            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in timings.items()),
+        )
+        header = {
+            "v": PROTOCOL_VERSION,
+            "ok": True,
+            "id": request_id,
+            "width": spec.width,
+            "height": spec.height,
+            "format": RESULT_FORMAT[spec.format],
+            "model": result.model,
+            "provider": result.provider,
+            "timings": timings,
+        }
+        return header, [result.pixels.tobytes()]

