@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+import zmq
+
 from backend import __version__
 from backend.daemon import DEFAULT_ENDPOINT, Daemon, DaemonConfig
 from backend.engine import Engine
@@ -38,6 +40,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         daemon.serve_forever()
+    except zmq.ZMQError as exc:
+        LOG.error("cannot serve on %s: %s (is another daemon running there?)", args.endpoint, exc)
+        return 1
     except KeyboardInterrupt:
         LOG.info("stopped")
     return 0

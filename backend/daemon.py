@@ -24,13 +24,14 @@ import zmq.auth
 
 from backend import __version__
 from backend.engine import Engine
+from backend.guidance import Reference
 from backend.manifest import ManifestError
 from backend.protocol import (
-    CHANNELS,
     DEFAULT_MAX_PIXELS,
     PROTOCOL_VERSION,
     RESULT_FORMAT,
     ColorizeRequest,
+    ImageSpec,
     ProtocolError,
     decode_header,
     encode_header,
@@ -73,6 +74,11 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def as_array(frame: bytes, spec: ImageSpec) -> np.ndarray:
+    """A validated pixel frame as a read-only [H, W, C] u8 view (no copy)."""
+    return np.frombuffer(frame, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels)
 
 
 def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -251,10 +257,16 @@ class Daemon:
         request_id = job.header.get("id")
         waited = time.perf_counter() - job.received
         try:
-            pixels = np.frombuffer(job.payload[0], dtype=np.uint8).reshape(
-                spec.height, spec.width, CHANNELS[spec.format]
-            )
-            result = self.engine.colorize(pixels, request.model, request.strength)
+            pixels = as_array(job.payload[0], spec)
+            reference = None
+            if request.reference is not None:
+                ref = request.reference
+                reference = Reference(
+                    as_array(job.payload[1], ref),
+                    request.reference_mode,
+                    (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1]),
+                )
+            result = self.engine.colorize(pixels, request.model, request.strength, reference)
         except (ManifestError, ValueError) as exc:
             LOG.warning("request %s failed: %s", request_id, exc)
             return error_header("bad_request", str(exc), request_id), []

@@ -1,0 +1,198 @@
+"""End to end in real GIMP 3.0.4 (Debian trixie chroot): plug-in ↔ live daemon on loopback.
+
+Builds the chroot on first use (tests/gimp/build_chroot.sh, needs root and a Debian
+mirror), installs the plug-in with install.py's own code, runs both procedures on
+the bundled photograph and checks the new layer's pixels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.color import lightness_from_u8, rgb_to_lab
+from backend.doctor import probe_daemon
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.gimp
+CHROOT = Path(os.environ.get("GIMP3_CHROOT", "/var/tmp/colorize-gimp3"))
+GIMP_HOME = "/root"  # inside the chroot
+HINT_DOTS = [(20, 20), (60, 40), (100, 60)]  # in the hint layer's own coordinates
+HINT_COLOURS = [(200, 40, 40), (40, 160, 60), (40, 80, 200)]
+HINT_LAYER_OFFSET, SOURCE_OFFSET = (64, 40), (24, 12)
+
+
+def load_installer():
+    spec = importlib.util.spec_from_file_location("installer", REPO / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chroot():
+    if os.geteuid() != 0:
+        pytest.skip("real-GIMP tests need root for the chroot")
+    build = subprocess.run(
+        ["bash", str(REPO / "tests/gimp/build_chroot.sh"), str(CHROOT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if build.returncode != 0:
+        pytest.fail(f"could not build the GIMP chroot:\n{build.stdout}\n{build.stderr}")
+    return CHROOT
+
+
+@pytest.fixture(scope="module")
+def live_daemon():
+    """The real daemon with the shipped default model, as users run it."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--endpoint", endpoint],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while probe_daemon(endpoint, 500) is None:
+        assert proc.poll() is None and time.time() < deadline, "daemon did not start"
+    yield endpoint
+    proc.terminate()
+    log, _ = proc.communicate(timeout=20)
+    print(log)
+
+
+@pytest.fixture(scope="module")
+def installed(chroot, live_daemon):
+    profile = chroot / GIMP_HOME.lstrip("/") / ".config/GIMP/3.0"
+    shutil.rmtree(profile / "plug-ins" / "colorize", ignore_errors=True)
+    load_installer().install_plugins([profile], live_daemon, vendor=False)
+    assert os.access(profile / "plug-ins/colorize/colorize.py", os.X_OK)
+    return profile
+
+
+def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) -> dict:
+    work = chroot / "tmp/colorize-e2e"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copy(REPO / "samples/sample.jpg", work / "photo.jpg")
+    shutil.copy(REPO / "tests/gimp/drive_colorize.py", work / "drive.py")
+    params = {
+        "cases": cases,
+        "hint_dots": HINT_DOTS,
+        "hint_colours": HINT_COLOURS,
+        "hint_layer_offset": HINT_LAYER_OFFSET,
+        "source_offset": SOURCE_OFFSET,
+    }
+    (work / "params.json").write_text(json.dumps(params))
+    environment = ["HOME=" + GIMP_HOME, "LANG=C.UTF-8"] + [
+        f"{k}={v}" for k, v in (env or {}).items()
+    ]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [
+            "chroot",
+            str(chroot),
+            "env",
+            *environment,
+            "gimp-console-3.0",
+            "-i",
+            "--batch-interpreter=python-fu-eval",
+            "-b",
+            "exec(open('/tmp/colorize-e2e/drive.py').read())",
+            "--quit",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, f"GIMP failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    facts = json.loads((work / "facts.json").read_text())
+    facts["_seconds"] = elapsed
+    facts["_work"] = str(work)
+    print(f"GIMP run {cases}: {elapsed:.1f} s")
+    return facts
+
+
+def pixels(facts: dict, case: str, name: str) -> np.ndarray:
+    layer = facts[case][name]
+    raw = (Path(facts["_work"]) / f"{case}-{name.replace('_', '-')}.rgba").read_bytes()
+    return np.frombuffer(raw, np.uint8).reshape(layer["height"], layer["width"], 4)
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    r, g, b = (rgb[..., c].astype(np.float64) for c in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+@pytest.fixture(scope="module")
+def gimp_run(chroot, installed):
+    return run_gimp(chroot, ["auto", "reference"])
+
+
+@pytest.mark.parametrize("case", ["auto", "reference"])
+def test_new_layer_above_source_with_same_geometry(gimp_run, case):
+    facts = gimp_run[case]
+    assert facts["status"] == "success", facts["error"]
+    assert facts["menu"] == ["<Image>/Filters/Colorize"]
+    source = facts["source_before"]
+    result = facts["result"]
+    assert result["name"] == source["name"] + " (colorized)"
+    assert (result["width"], result["height"]) == (source["width"], source["height"])
+    assert result["offsets"] == source["offsets"] == list(SOURCE_OFFSET)
+    assert facts["result_position"] == facts["source_position"] - 1  # directly above
+
+
+@pytest.mark.parametrize("case", ["auto", "reference"])
+def test_source_unchanged_lightness_kept_and_colour_added(gimp_run, case):
+    before = pixels(gimp_run, case, "source_before")
+    after = pixels(gimp_run, case, "source_after")
+    np.testing.assert_array_equal(before, after)
+    result = pixels(gimp_run, case, "result")[..., :3]
+    unclipped = (result > 0).all(-1) & (result < 255).all(-1)
+    delta = np.abs(lightness_from_u8(before[..., :3]) - lightness_from_u8(result))[unclipped]
+    assert delta.mean() < 1.0
+    assert colorfulness(result) > 0
+
+
+def test_painted_hint_dots_come_out_in_their_colours(gimp_run):
+    result = pixels(gimp_run, "reference", "result")[..., :3]
+    lab = rgb_to_lab(result.astype(np.float32) / 255)
+    shift = np.subtract(HINT_LAYER_OFFSET, SOURCE_OFFSET)
+    for (x, y), colour in zip(HINT_DOTS, HINT_COLOURS):
+        sx, sy = x + shift[0], y + shift[1]
+        got = np.median(lab[sy - 1 : sy + 2, sx - 1 : sx + 2, 1:].reshape(-1, 2), axis=0)
+        want = rgb_to_lab(np.array(colour, np.float32) / 255)[1:]
+        cosine = got @ want / (np.linalg.norm(got) * np.linalg.norm(want))
+        assert cosine > 0.9 and np.linalg.norm(got) > 10, (colour, got, want)
+
+
+def test_daemon_down_gives_clear_error_and_leaves_image_untouched(chroot, installed, tmp_path):
+    config = {
+        "endpoint": f"tcp://127.0.0.1:{free_port()}",
+        "launcher": ["/nonexistent/backend"],
+        "hello_timeout_s": 0.5,
+        "start_timeout_s": 2,
+    }
+    (chroot / "tmp/colorize-down.json").write_text(json.dumps(config))
+    facts = run_gimp(chroot, ["auto"], {"COLORIZE_CONFIG": "/tmp/colorize-down.json"})["auto"]
+    assert facts["status"] == "execution-error"
+    assert "colorize backend" in facts["error"]
+    assert facts["layers_after"] == facts["layers_before"]
+    assert facts["base_type"] == "gray"  # not even converted to RGB
+    np.testing.assert_array_equal(
+        pixels({"auto": facts, "_work": str(chroot / "tmp/colorize-e2e")}, "auto", "source_before"),
+        pixels({"auto": facts, "_work": str(chroot / "tmp/colorize-e2e")}, "auto", "source_after"),
+    )
