@@ -57,6 +57,12 @@ def venv_launcher() -> Path:
     return VENV / ("Scripts/colorize-backend.exe" if os.name == "nt" else "bin/colorize-backend")
 
 
+def use_locations(venv: Path, output: Path) -> None:
+    """Point the installer at another virtualenv and output folder (--venv, --output)."""
+    global VENV, OUTPUT_DIR
+    VENV, OUTPUT_DIR = venv.absolute(), output.absolute()
+
+
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], check=True, **kwargs)
 
@@ -82,12 +88,12 @@ def onnxruntime_package() -> str:
     return "onnxruntime-gpu>=1.17" if gpu_platform and has_nvidia_gpu() else "onnxruntime>=1.17"
 
 
-def install_backend(with_dev: bool) -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(
-            f"Python 3.11 or newer is needed for the backend; this is {sys.version.split()[0]}"
-        )
-    if not venv_python().exists():
+def install_backend(with_dev: bool) -> bool:
+    """Create or update the virtualenv; True when this run created it."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - an older python3 may run this file
+        sys.exit(f"Python 3.11 or newer is needed for the backend; this is {sys.version[:6]}")
+    created = not venv_python().exists()
+    if created:
         say(f"creating virtualenv {VENV}")
         run([sys.executable, "-m", "venv", VENV])
     packages = RUNTIME_PACKAGES + [onnxruntime_package()] + (DEV_PACKAGES if with_dev else [])
@@ -96,6 +102,7 @@ def install_backend(with_dev: bool) -> None:
     run(pip + packages)
     # The runtime dependencies are already chosen above (CPU or GPU onnxruntime).
     run(pip + ["--no-deps", "--editable", REPO])
+    return created
 
 
 def verify_models() -> list[str]:
@@ -287,7 +294,7 @@ print(json.dumps({"model": reply["model"], "provider": reply["provider"],
 
 def smoke_test(endpoint: str) -> Path:
     """Colorize the bundled sample through the daemon with the plug-in's own client."""
-    OUTPUT_DIR.mkdir(exist_ok=True)
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     result = OUTPUT_DIR / "sample-colorized.png"
     state_dir().mkdir(parents=True, exist_ok=True)
     config_file = state_dir() / "smoke-config.json"
@@ -333,17 +340,22 @@ def record_path() -> Path:
     return state_dir() / "install-record.json"
 
 
-def write_record(plugins: list[str]) -> None:
+def read_record() -> dict:
+    if record_path().exists():
+        return json.loads(record_path().read_text())
+    return {"plugins": [], "created": []}
+
+
+def write_record(plugins: list[str], created: list[str]) -> None:
+    """Remember what this and earlier runs wrote, so that --uninstall removes exactly that."""
     state_dir().mkdir(parents=True, exist_ok=True)
+    previous = read_record()
     record = {
         "repo": str(REPO),
-        "venv": str(VENV),
-        "plugins": plugins,
-        "output": str(OUTPUT_DIR),
         "installed_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "plugins": sorted(set(previous["plugins"]) | set(plugins)),
+        "created": sorted(set(previous["created"]) | set(created)),
     }
-    previous = json.loads(record_path().read_text()) if record_path().exists() else {}
-    record["plugins"] = sorted(set(previous.get("plugins", [])) | set(plugins))
     record_path().write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -355,7 +367,7 @@ def check() -> int:
         doctor = subprocess.run([str(venv_launcher()), "doctor"])
         if doctor.returncode != 0:
             problems.append("colorize-backend doctor reported problems (see above)")
-    record = json.loads(record_path().read_text()) if record_path().exists() else {"plugins": []}
+    record = read_record()
     for folder in record["plugins"]:
         target = Path(folder)
         entry = next(
@@ -380,14 +392,16 @@ def check() -> int:
 
 
 def uninstall() -> int:
-    record = json.loads(record_path().read_text()) if record_path().exists() else {"plugins": []}
-    for folder in record["plugins"]:
-        shutil.rmtree(folder, ignore_errors=True)
-        say(f"removed {folder}")
-    for path in (VENV, OUTPUT_DIR, state_dir()):
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
-            say(f"removed {path}")
+    record = read_record()
+    for path in [*record["plugins"], *record["created"], str(state_dir())]:
+        target = Path(path)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+        else:
+            continue
+        say(f"removed {path}")
     say("uninstalled")
     return 0
 
@@ -406,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also install into this GIMP profile folder (e.g. ~/.config/GIMP/3.0)",
     )
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="daemon endpoint")
+    parser.add_argument("--venv", type=Path, default=VENV, help="virtualenv for the backend")
+    parser.add_argument("--output", type=Path, default=OUTPUT_DIR, help="where the sample goes")
     parser.add_argument("--no-dev", action="store_true", help="skip the test tools")
     parser.add_argument(
         "--no-vendor", action="store_true", help="do not vendor pyzmq into the plug-in folders"
@@ -414,21 +430,23 @@ def main(argv: list[str] | None = None) -> int:
         "--no-smoke", action="store_true", help="skip the final sample colorization"
     )
     args = parser.parse_args(argv)
+    use_locations(args.venv, args.output)
     if args.check:
         return check()
     if args.uninstall:
         return uninstall()
     started = time.time()
-    install_backend(with_dev=not args.no_dev)
+    created = [str(VENV)] if install_backend(with_dev=not args.no_dev) else []
     problems = verify_models()
     if problems:
         for problem in problems:
             say(f"PROBLEM: {problem}")
         return 1
     plugins = install_plugins(args.gimp_dir, args.endpoint, vendor=not args.no_vendor)
-    write_record(plugins)
+    write_record(plugins, created)
     if not args.no_smoke:
         result = smoke_test(args.endpoint)
+        write_record([], [str(result)])
         say(f"done in {time.time() - started:.0f} s. Colorized sample: {result}")
     else:
         say(f"done in {time.time() - started:.0f} s")

@@ -1,0 +1,112 @@
+"""install.py into a temporary HOME: plug-ins in every GIMP folder, config, smoke, uninstall."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, free_port
+
+VENV = Path(sys.prefix)  # the virtualenv running the tests; install.py reuses it
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    for profile in (
+        ".config/GIMP/3.0",
+        ".config/GIMP/2.10",
+        ".var/app/org.gimp.GIMP/config/GIMP/3.0",
+    ):
+        (home / profile).mkdir(parents=True)
+    return home
+
+
+def install(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env["HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--venv", str(VENV), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(home):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    output = home / "colorized"
+    first = install(home, "--endpoint", endpoint, "--output", str(output))
+    assert first.returncode == 0, first.stdout + first.stderr
+    return home, endpoint, output, first.stdout
+
+
+PLUGINS = {
+    ".config/GIMP/3.0/plug-ins/colorize": "colorize.py",
+    ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/colorize": "colorize.py",
+    ".config/GIMP/2.10/plug-ins/colorize_gimp2": "colorize_gimp2.py",
+}
+
+
+@pytest.mark.parametrize("folder, entry", PLUGINS.items())
+def test_plugin_installed_in_every_gimp_folder(installed, folder, entry):
+    home, endpoint, _, _ = installed
+    target = home / folder
+    assert os.access(target / entry, os.X_OK)
+    assert (target / "colorize_client.py").read_text() == (
+        REPO / "plugin/colorize/colorize_client.py"
+    ).read_text()
+    config = json.loads((target / "colorize-config.json").read_text())
+    assert config["endpoint"] == endpoint
+    assert Path(config["launcher"][0]) == VENV / "bin" / "colorize-backend"
+    assert config["launcher"][1:] == ["serve", "--endpoint", endpoint]
+
+
+def test_install_ends_with_a_colorized_sample(installed):
+    _, _, output, stdout = installed
+    assert "through the daemon" in stdout
+    result = np.asarray(Image.open(output / "sample-colorized.png").convert("RGB")).astype(int)
+    sample = Image.open(REPO / "samples/sample.jpg")
+    assert result.shape[:2] == (sample.height, sample.width)
+    assert np.abs(result[..., 0] - result[..., 2]).mean() > 2  # not grey any more
+
+
+def test_install_twice_and_check(installed):
+    home, endpoint, output, _ = installed
+    again = install(home, "--endpoint", endpoint, "--output", str(output), "--no-smoke")
+    assert again.returncode == 0, again.stderr
+    check = install(home, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "everything looks fine" in check.stdout
+
+
+def test_check_reports_a_broken_plugin(installed):
+    home = installed[0]
+    entry = home / ".config/GIMP/2.10/plug-ins/colorize_gimp2/colorize_gimp2.py"
+    entry.chmod(0o644)
+    try:
+        check = install(home, "--check")
+        assert check.returncode == 1 and "not executable" in check.stdout
+    finally:
+        entry.chmod(0o755)
+
+
+def test_uninstall_removes_what_it_wrote_only(installed):
+    home, _, output, _ = installed
+    done = install(home, "--uninstall")
+    assert done.returncode == 0, done.stderr
+    for folder in PLUGINS:
+        assert not (home / folder).exists()
+    assert (home / ".config/GIMP/3.0").is_dir()  # GIMP's own profile stays
+    assert not (output / "sample-colorized.png").exists()
+    assert not (home / ".local/state/gimp-colorize").exists()
+    assert VENV.is_dir()  # it existed before install.py ran, so it is kept
