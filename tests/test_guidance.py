@@ -1,0 +1,62 @@
+"""Model-free reference guidance: exemplar statistics transfer and edge-aware hint propagation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.color import rgb_to_lab
+from backend.guidance import Reference, hints_at, propagate_hints, transfer_exemplar
+
+
+def test_reference_kind_is_detected_from_alpha_coverage():
+    photo = np.full((10, 10, 3), 120, np.uint8)
+    dots = np.zeros((10, 10, 4), np.uint8)
+    dots[2, 2] = (255, 0, 0, 255)
+    assert Reference(photo).resolved_mode() == "exemplar"
+    assert (
+        Reference(np.dstack([photo, np.full((10, 10), 255, np.uint8)])).resolved_mode()
+        == "exemplar"
+    )
+    assert Reference(dots).resolved_mode() == "hints"
+    assert Reference(dots, mode="exemplar").resolved_mode() == "exemplar"
+
+
+def test_hints_map_through_layer_offsets_and_clip_outside():
+    layer = np.zeros((4, 4, 4), np.uint8)
+    layer[1, 1] = (255, 0, 0, 255)
+    layer[3, 3] = (0, 0, 255, 255)
+    ab, mask = hints_at(Reference(layer, "hints", offset=(5, 2)), width=8, height=5)
+    assert mask.sum() == 1 and mask[3, 6]  # (1,1) + (5,2); (3,3)+(5,2)=(8,5) is outside
+    np.testing.assert_allclose(
+        ab[3, 6], rgb_to_lab(np.array([1.0, 0, 0], np.float32))[1:], atol=1e-3
+    )
+
+
+def test_hint_propagates_within_a_region_but_not_across_an_edge():
+    lightness = np.full((40, 40), 30.0, np.float32)
+    lightness[:, 20:] = 80.0  # a strong vertical edge
+    prediction = np.zeros((2, 40, 40), np.float32)
+    hint_ab = np.zeros((40, 40, 2), np.float32)
+    mask = np.zeros((40, 40), bool)
+    hint_ab[20, 5], mask[20, 5] = (60.0, 40.0), True
+    ab = propagate_hints(lightness, prediction, hint_ab, mask)
+    np.testing.assert_allclose(ab[:, 20, 5], (60.0, 40.0), atol=1e-4)  # honoured exactly
+    assert ab[0, :, :18].mean() > 40  # spreads over its own region
+    assert np.abs(ab[:, :, 22:]).max() < 5  # does not leak across the edge
+
+
+def test_exemplar_transfer_moves_each_lightness_band_towards_the_exemplar():
+    rng = np.random.default_rng(0)
+    lightness = np.concatenate([np.full((20, 40), 25.0), np.full((20, 40), 85.0)]).astype(
+        np.float32
+    )
+    prediction = rng.normal(0, 3, (2, 40, 40)).astype(np.float32)
+    exemplar = np.zeros((40, 40, 3), np.float32)
+    exemplar[:20] = (25.0, 30.0, 20.0)  # dark: warm (skin-like)
+    exemplar[20:] = (85.0, -5.0, -35.0)  # bright: sky blue
+    out = transfer_exemplar(lightness, prediction, exemplar)
+    dark, bright = out[:, :20].reshape(2, -1).mean(1), out[:, 20:].reshape(2, -1).mean(1)
+    assert dark[0] > 15 and dark[1] > 10  # faces stay warm
+    assert bright[1] < -20  # the sky turns blue
+    half = transfer_exemplar(lightness, prediction, exemplar, strength=0.5)
+    np.testing.assert_allclose(half, 0.5 * prediction + 0.5 * out, atol=1e-4)
