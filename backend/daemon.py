@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import zmq
 import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 from backend import __version__
 from backend.engine import Engine
@@ -50,7 +51,9 @@ class DaemonConfig:
     workers: int = 1
     queue_size: int = 8
     max_pixels: int = DEFAULT_MAX_PIXELS
-    curve_secret_key: Path | None = None  # a zmq certificate file (see `colorize-backend keys`)
+    # A zmq certificate (see `colorize-backend keys`); clients are admitted when their public
+    # certificate (*.key) lies in the same folder.
+    curve_secret_key: Path | None = None
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Daemon:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
+        self._authenticator: ThreadAuthenticator | None = None
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -139,6 +143,11 @@ class Daemon:
             front.curve_secretkey = secret
             front.curve_publickey = public
             front.curve_server = True
+            self._authenticator = ThreadAuthenticator(self.context)
+            self._authenticator.start()
+            clients = Path(self.config.curve_secret_key).parent
+            self._authenticator.configure_curve(domain="*", location=str(clients))
+            LOG.info("CURVE on: admitting client certificates in %s", clients)
         front.bind(self.config.endpoint)
         return front
 
@@ -178,6 +187,8 @@ class Daemon:
                 worker.join(30)
             front.close()
             replies.close()
+            if self._authenticator is not None:
+                self._authenticator.stop()
 
     def _receive(self, front: zmq.Socket) -> None:
         envelope, body = split_envelope(front.recv_multipart(copy=True))

@@ -173,24 +173,35 @@ def test_non_loopback_without_curve_is_refused(engine):
         Daemon(engine, DaemonConfig(endpoint="tcp://0.0.0.0:5599"))
 
 
-def test_curve_encrypted_daemon_serves_clients_with_its_public_key(engine, tmp_path):
+def test_curve_daemon_admits_only_clients_with_a_known_certificate(engine, tmp_path):
     import zmq.auth
 
-    server_public, server_secret = zmq.auth.create_certificates(str(tmp_path), "server")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    server_public, server_secret = zmq.auth.create_certificates(str(keys), "server")
+    _, client_secret = zmq.auth.create_certificates(str(keys), "client")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     server = Daemon(engine, DaemonConfig(endpoint=endpoint, curve_secret_key=server_secret))
     server.start()
-    try:
+
+    def hello(client_keys, timeout_ms=3000):
         sock = zmq.Context.instance().socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVTIMEO, 5000)
-        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        sock.curve_publickey, sock.curve_secretkey = client_keys
         sock.curve_serverkey = zmq.auth.load_certificate(server_public)[0]
         sock.connect(endpoint)
-        sock.send_multipart([b'{"v": 1, "op": "hello"}'])
-        assert json.loads(sock.recv_multipart()[0])["ok"]
-        sock.close()
-        with pytest.raises(zmq.Again):  # a plain-text client gets nothing
+        try:
+            sock.send_multipart([b'{"v": 1, "op": "hello"}'])
+            return json.loads(sock.recv_multipart()[0])
+        finally:
+            sock.close()
+
+    try:
+        assert hello(zmq.auth.load_certificate(client_secret))["ok"]
+        with pytest.raises(zmq.Again):  # an unknown client key is turned away
+            hello(zmq.curve_keypair(), timeout_ms=700)
+        with pytest.raises(zmq.Again):  # so is a plain-text client
             call(endpoint, [b'{"v": 1, "op": "hello"}'], timeout_ms=500)
     finally:
         server.stop()
