@@ -1,0 +1,26 @@
+"""GPU execution (CUDA provider); skipped cleanly on machines without one."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from backend.engine import Engine
+from backend.manifest import MANIFEST_PATH, Manifest
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        "CUDAExecutionProvider" not in ort.get_available_providers(),
+        reason="needs onnxruntime-gpu and an NVIDIA GPU",
+    ),
+]
+
+
+def test_cuda_provider_runs_the_default_model_like_the_cpu(photo):
+    manifest = Manifest.load(MANIFEST_PATH)
+    gpu = Engine(manifest).colorize(photo[..., :1])
+    cpu = Engine(manifest, providers=["CPUExecutionProvider"]).colorize(photo[..., :1])
+    assert gpu.provider == "CUDAExecutionProvider"
+    assert np.abs(gpu.pixels.astype(int) - cpu.pixels.astype(int)).mean() < 1.0
