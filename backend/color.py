@@ -46,14 +46,17 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """Convert [..., 3] CIE Lab to sRGB in [0, 1], clipped to the gamut."""
-    lab = np.asarray(lab, dtype=np.float32)
+def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
     fy = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
     f = np.maximum(f, 0.0)
-    xyz = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / _KAPPA) * _WHITE_D65
-    rgb = _linear_to_srgb(xyz @ _XYZ_TO_RGB.T)
+    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / _KAPPA) * _WHITE_D65
+    return xyz @ _XYZ_TO_RGB.T
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """Convert [..., 3] CIE Lab to sRGB in [0, 1], clipped to the gamut."""
+    rgb = _linear_to_srgb(_lab_to_linear_rgb(np.asarray(lab, dtype=np.float32)))
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
@@ -79,7 +82,16 @@ def luminance_to_lightness(y: np.ndarray) -> np.ndarray:
     return (116.0 * f - 16.0).astype(np.float32)
 
 
+# Linear light → sRGB u8 through a fine table: the gamma curve's pow() would dominate the cost
+# of a 12 MP result, and 16384 steps keep the error under half a u8 level.
+_GAMMA_STEPS = 16383
+_GAMMA_LUT = np.round(
+    _linear_to_srgb(np.linspace(0.0, 1.0, _GAMMA_STEPS + 1, dtype=np.float64)) * 255
+).astype(np.uint8)
+
+
 def lab_to_u8(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Join [H, W] lightness with [H, W, 2] chroma into gamut-clipped RGB u8."""
-    lab = np.concatenate([lightness[..., None], ab], axis=-1)
-    return (lab_to_rgb(lab) * 255.0 + 0.5).astype(np.uint8)
+    lab = np.concatenate([lightness[..., None], ab], axis=-1, dtype=np.float32)
+    linear = np.clip(_lab_to_linear_rgb(lab), 0.0, 1.0)
+    return _GAMMA_LUT[(linear * _GAMMA_STEPS + 0.5).astype(np.int32)]
