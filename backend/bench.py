@@ -27,7 +27,7 @@ def _median_ms(fn, repeat: int) -> float:
     return round(statistics.median(times) * 1000, 1)
 
 
-def _photo(megapixels: float) -> np.ndarray:
+def synthetic_photo(megapixels: float) -> np.ndarray:
     """A deterministic textured RGB test image of about the given size (4:3)."""
     height = int(round((megapixels * 1e6 * 3 / 4) ** 0.5))
     width = int(round(height * 4 / 3))
@@ -81,7 +81,7 @@ def run_bench(engine: Engine, args: argparse.Namespace) -> dict:
     try:
         assert probe_daemon(endpoint) is not None
         for megapixels in args.megapixels:
-            pixels = _photo(megapixels)
+            pixels = synthetic_photo(megapixels)
             repeat = max(2, args.repeat // 3) if megapixels > 4 else args.repeat
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             direct = _median_ms(lambda pixels=pixels: engine.colorize(pixels, args.model), repeat)

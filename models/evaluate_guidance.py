@@ -1,0 +1,152 @@
+"""Measure how much a reference layer steers the colour, through the backend's pipeline.
+
+python -m models.evaluate_guidance --data ../shared/datasets/val [--limit N] [--sheet PNG]
+
+For each photo (256x256): the automatic result; an exemplar made from the same
+photo (re-cropped and flipped); an exemplar that is another photo of the same
+folder (same kind of scene); and 10 ground-truth colour points as painted hints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from backend.color import rgb_to_lab
+from backend.engine import Engine
+from backend.guidance import Reference
+from backend.manifest import Manifest
+from models.data import list_images
+from models.evaluate import SIZE, grey_version, ground_truth
+from models.metrics import psnr
+
+HINT_POINTS = 10
+
+
+def recropped_and_flipped(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    side = int(SIZE * rng.uniform(0.7, 0.9))
+    top, left = rng.integers(0, SIZE - side + 1, size=2)
+    crop = Image.fromarray(truth[top : top + side, left : left + side]).resize((SIZE, SIZE))
+    return np.asarray(crop)[:, ::-1].copy()
+
+
+def point_hints(truth: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A transparent layer holding HINT_POINTS single ground-truth pixels, and their positions."""
+    layer = np.zeros((SIZE, SIZE, 4), np.uint8)
+    points = rng.integers(8, SIZE - 8, size=(HINT_POINTS, 2))
+    layer[points[:, 0], points[:, 1], :3] = truth[points[:, 0], points[:, 1]]
+    layer[points[:, 0], points[:, 1], 3] = 255
+    return layer, points
+
+
+def ab_histogram(rgb: np.ndarray) -> np.ndarray:
+    ab = rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2)
+    hist, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=26, range=[[-130, 130], [-130, 130]])
+    return hist / hist.sum()
+
+
+def hellinger(p: np.ndarray, q: np.ndarray) -> float:
+    """Distance between two colour histograms: 0 identical, 1 disjoint."""
+    return float(np.sqrt(max(0.0, 1.0 - np.sqrt(p * q).sum())))
+
+
+def evaluate(
+    engine: Engine, files: list[Path], pool: list[Path], sheet_rows: int = 0
+) -> tuple[dict, list]:
+    """Metrics over files; `pool` supplies the other photos of the same folder as exemplars."""
+    rng = np.random.default_rng(0)
+    rows, examples = [], []
+    by_folder: dict[Path, list[Path]] = {}
+    for path in pool:
+        by_folder.setdefault(path.parent, []).append(path)
+    for path in files:
+        truth = ground_truth(path)
+        grey = grey_version(truth)
+        auto = engine.colorize(grey).pixels
+        same = recropped_and_flipped(truth, rng)
+        with_same = engine.colorize(grey, reference=Reference(same, "exemplar")).pixels
+        siblings = [p for p in by_folder[path.parent] if p != path]
+        other = ground_truth(siblings[rng.integers(len(siblings))])
+        with_other = engine.colorize(grey, reference=Reference(other, "exemplar")).pixels
+        hints, points = point_hints(truth, rng)
+        with_hints = engine.colorize(grey, reference=Reference(hints, "hints")).pixels
+        got = rgb_to_lab(with_hints[points[:, 0], points[:, 1]].astype(np.float32) / 255)
+        want = rgb_to_lab(truth[points[:, 0], points[:, 1]].astype(np.float32) / 255)
+        target_hist = ab_histogram(other)
+        rows.append(
+            {
+                "psnr_auto": psnr(auto, truth),
+                "psnr_same_exemplar": psnr(with_same, truth),
+                "psnr_hints": psnr(with_hints, truth),
+                "hint_delta_e": float(np.linalg.norm(got - want, axis=1).mean()),
+                "other_distance_before": hellinger(ab_histogram(auto), target_hist),
+                "other_distance_after": hellinger(ab_histogram(with_other), target_hist),
+            }
+        )
+        if len(examples) < sheet_rows and len(rows) % max(1, len(files) // sheet_rows) == 1:
+            marked = np.repeat(grey, 3, axis=2).copy()
+            for y, x in points:
+                marked[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = truth[y, x]
+            examples.append(
+                [
+                    np.repeat(grey, 3, axis=2),
+                    auto,
+                    same,
+                    with_same,
+                    other,
+                    with_other,
+                    marked,
+                    with_hints,
+                    truth,
+                ]
+            )
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    report = {
+        "photos": len(rows),
+        "psnr_auto_db": round(mean["psnr_auto"], 2),
+        "exemplar_same_photo_psnr_db": round(mean["psnr_same_exemplar"], 2),
+        "exemplar_same_photo_gain_db": round(mean["psnr_same_exemplar"] - mean["psnr_auto"], 2),
+        "exemplar_other_photo_hist_distance_before": round(mean["other_distance_before"], 3),
+        "exemplar_other_photo_hist_distance_after": round(mean["other_distance_after"], 3),
+        "hints_10_points_psnr_db": round(mean["psnr_hints"], 2),
+        "hints_10_points_gain_db": round(mean["psnr_hints"] - mean["psnr_auto"], 2),
+        "hinted_pixels_mean_delta_e": round(mean["hint_delta_e"], 2),
+    }
+    return report, examples
+
+
+def contact_sheet(examples: list, path: Path) -> None:
+    tile = 160
+    columns = len(examples[0])
+    sheet = Image.new("RGB", (columns * tile, len(examples) * tile), "white")
+    for r, row in enumerate(examples):
+        for c, image in enumerate(row):
+            sheet.paste(Image.fromarray(image).resize((tile, tile)), (c * tile, r * tile))
+    sheet.save(path, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--sheet", type=Path, help="write example rows as a PNG contact sheet")
+    args = p.parse_args(argv)
+    pool = files = list_images(args.data)
+    if args.limit and args.limit < len(files):
+        files = [files[i] for i in np.linspace(0, len(files) - 1, args.limit).astype(int)]
+    engine = Engine(Manifest.load(), providers=["CPUExecutionProvider"], threads=2)
+    report, examples = evaluate(engine, files, pool, sheet_rows=6 if args.sheet else 0)
+    report["data"] = str(args.data)
+    print(json.dumps(report, indent=2))
+    if args.sheet:
+        contact_sheet(examples, args.sheet)
+
+
+if __name__ == "__main__":
+    main()
