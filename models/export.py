@@ -23,22 +23,22 @@ from models.bins import AnnealedMean
 class AutoColorizerGraph(nn.Module):
     """The exported auto model: L → bin logits → annealed-mean ab."""
 
-    def __init__(self, network: nn.Module, centres: torch.Tensor):
+    def __init__(self, network: nn.Module, centres: torch.Tensor, temperature: float = 0.38):
         super().__init__()
         self.network = network
-        self.decode = AnnealedMean(centres)
+        self.decode = AnnealedMean(centres, temperature)
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         return self.decode(self.network(lightness))
 
 
-def load_graph(checkpoint: Path) -> tuple[AutoColorizerGraph, dict]:
+def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[AutoColorizerGraph, dict]:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     arch = ARCHITECTURES[state["arch"]]
     centres = torch.from_numpy(state["centres"])
     network = arch.build(len(centres))
     network.load_state_dict(state["model"])
-    return AutoColorizerGraph(network, centres).eval(), state
+    return AutoColorizerGraph(network, centres, temperature).eval(), state
 
 
 def export_onnx(graph: nn.Module, path: Path, fp16: bool = False) -> None:
@@ -77,6 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--fp16", action="store_true")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.38,
+        help="annealed-mean temperature baked into the graph (lower = more vivid)",
+    )
     p.add_argument("--default", action="store_true", help="make it the default auto model")
     p.add_argument("--training-data", default="../shared/datasets/train (see its README)")
     p.add_argument(
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         "(LFW, UTKFace, Cats vs Dogs, ...); see ../shared/datasets/README.md",
     )
     args = p.parse_args(argv)
-    graph, state = load_graph(args.checkpoint)
+    graph, state = load_graph(args.checkpoint, args.temperature)
     target = MANIFEST_PATH.parent / f"{args.name}.onnx"
     export_onnx(graph, target, args.fp16)
     arch = ARCHITECTURES[state["arch"]]
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             "description": arch.description,
             "training_data": args.training_data,
             "epochs": state["epoch"],
+            "annealed_mean_temperature": args.temperature,
             "precision": "fp16" if args.fp16 else "fp32",
             "license": args.license,
             "metrics": {},

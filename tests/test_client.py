@@ -112,4 +112,4 @@ def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
         assert hello["models"] == ["linear"] and messages == ["Starting the colorize backend..."]
         assert "serving on " + endpoint in (tmp_path / "daemon.log").read_text()
     finally:
-        subprocess.run(["pkill", "-f", f"--endpoint {endpoint}"], check=False)
+        subprocess.run(["pkill", "-f", f"serve --endpoint {endpoint}"], check=False)

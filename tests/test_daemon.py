@@ -17,6 +17,7 @@ def call(endpoint, frames, timeout_ms=20000):
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
     sock.connect(endpoint)
     try:
         sock.send_multipart(frames)
@@ -188,6 +189,7 @@ def test_curve_daemon_admits_only_clients_with_a_known_certificate(engine, tmp_p
         sock = zmq.Context.instance().socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        sock.setsockopt(zmq.SNDTIMEO, timeout_ms)  # a refused handshake leaves no peer to send to
         sock.curve_publickey, sock.curve_secretkey = client_keys
         sock.curve_serverkey = zmq.auth.load_certificate(server_public)[0]
         sock.connect(endpoint)
