@@ -21,6 +21,7 @@ import pytest
 
 from backend.color import lightness_from_u8, rgb_to_lab
 from backend.doctor import probe_daemon
+from models.metrics import colorfulness
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.gimp
@@ -129,12 +130,6 @@ def pixels(facts: dict, case: str, name: str) -> np.ndarray:
     layer = facts[case][name]
     raw = (Path(facts["_work"]) / f"{case}-{name.replace('_', '-')}.rgba").read_bytes()
     return np.frombuffer(raw, np.uint8).reshape(layer["height"], layer["width"], 4)
-
-
-def colorfulness(rgb: np.ndarray) -> float:
-    r, g, b = (rgb[..., c].astype(np.float64) for c in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 @pytest.fixture(scope="module")
