@@ -174,16 +174,30 @@ def plugin_config(endpoint: str) -> dict:
     }
 
 
-def gimp_python_for(plugins: Path) -> str | None:
-    """The Python that runs GIMP's plug-ins for this folder, when it can be run from here."""
-    if ".var/app/org.gimp.GIMP" in str(plugins) and shutil.which("flatpak"):
-        return "flatpak run --command=python3 org.gimp.GIMP"
-    if os.name == "posix" and sys.platform != "darwin":
-        return shutil.which("python3")
+BUNDLED_PYTHONS = [  # GIMP 3 installers that carry their own Python
+    Path(os.environ.get("ProgramFiles", "C:/Program Files")) / "GIMP 3" / "bin" / "python.exe",
+    Path("/Applications/GIMP.app/Contents/MacOS/python3"),
+    Path("/Applications/GIMP-3.0.app/Contents/MacOS/python3"),
+]
+
+
+def gimp_python_for(plugins: Path) -> list[str] | None:
+    """The command of the Python that runs GIMP's plug-ins for this folder, if it can be run."""
+    if ".var/app/org.gimp.GIMP" in str(plugins):
+        return (
+            ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
+            if shutil.which("flatpak")
+            else None
+        )
+    for bundled in BUNDLED_PYTHONS:
+        if bundled.exists():
+            return [str(bundled)]
+    if os.name == "posix" and sys.platform != "darwin" and shutil.which("python3"):
+        return [shutil.which("python3")]  # distribution GIMP runs plug-ins with python3
     return None
 
 
-def ensure_pyzmq(plugins: Path, target: Path, interpreter: str | None) -> str:
+def ensure_pyzmq(target: Path, interpreter: list[str] | None) -> str:
     """Make `import zmq` work in GIMP's Python: use its own, or vendor a matching wheel."""
     if interpreter is None:
         return (
@@ -191,19 +205,19 @@ def ensure_pyzmq(plugins: Path, target: Path, interpreter: str | None) -> str:
             f"install pyzmq for GIMP's Python into {target / 'vendor'}"
         )
     probe = subprocess.run(
-        interpreter.split() + ["-c", "import sys, zmq; print('%d.%d' % sys.version_info[:2])"],
+        interpreter + ["-c", "import sys, zmq; print('%d.%d' % sys.version_info[:2])"],
         capture_output=True,
         text=True,
     )
     if probe.returncode == 0:
-        return f"GIMP's Python already has pyzmq ({interpreter})"
+        return f"GIMP's Python already has pyzmq ({' '.join(interpreter)})"
     version = subprocess.run(
-        interpreter.split() + ["-c", "import sys; print('%d%d' % sys.version_info[:2])"],
+        interpreter + ["-c", "import sys; print('%d%d' % sys.version_info[:2])"],
         capture_output=True,
         text=True,
     ).stdout.strip()
     if not version:
-        return f"could not run GIMP's Python ({interpreter}); pyzmq not vendored"
+        return f"could not run GIMP's Python ({' '.join(interpreter)}); pyzmq not vendored"
     with tempfile.TemporaryDirectory() as tmp:
         run(
             [
@@ -252,7 +266,7 @@ def install_plugins(extra: list[Path], endpoint: str, vendor: bool) -> list[str]
         (target / entry.name).chmod(0o755)  # GIMP skips plug-ins that are not executable
         (target / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         note = (
-            ensure_pyzmq(plugins, target, gimp_python_for(plugins))
+            ensure_pyzmq(target, gimp_python_for(plugins))
             if vendor
             else "pyzmq vendoring skipped (--no-vendor)"
         )

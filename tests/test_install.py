@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -110,3 +111,24 @@ def test_uninstall_removes_what_it_wrote_only(installed):
     assert not (output / "sample-colorized.png").exists()
     assert not (home / ".local/state/gimp-colorize").exists()
     assert VENV.is_dir()  # it existed before install.py ran, so it is kept
+
+
+def test_pyzmq_is_vendored_for_a_gimp_python_without_it(tmp_path):
+    """A GIMP whose Python lacks pyzmq gets a matching wheel unpacked into the plug-in folder."""
+    bare = tmp_path / "gimp-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = str(bare / "bin" / "python")
+    assert subprocess.run([python, "-c", "import zmq"], capture_output=True).returncode != 0
+    spec = importlib.util.spec_from_file_location("installer", REPO / "install.py")
+    installer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installer)
+    installer.use_locations(VENV, tmp_path / "out")
+    target = tmp_path / "colorize"
+    target.mkdir()
+    note = installer.ensure_pyzmq(target, [python])
+    assert note.startswith("vendored pyzmq-"), note
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import zmq; print(zmq.zmq_version())"
+    done = subprocess.run(
+        [python, "-c", probe, str(target / "vendor")], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
