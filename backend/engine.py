@@ -90,9 +90,25 @@ class Engine:
 
     def predict_ab(self, entry: ModelEntry, lightness_small: np.ndarray) -> np.ndarray:
         """Run an `auto` model on [1, 1, h, w] L; returns ab [2, h', w']."""
-        session = self.session(entry)
-        (ab,) = session.run(["ab"], {"L": lightness_small})
+        return self.run_model(entry, {"L": lightness_small})
+
+    def run_model(self, entry: ModelEntry, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Run any contract-following model; returns its ab output [2, h', w']."""
+        (ab,) = self.session(entry).run(["ab"], inputs)
         return ab[0]
+
+    def model_for(self, model: str | None, mode: str | None) -> ModelEntry:
+        """The model that serves a request: the one named, else the manifest's model for the
+        reference kind (exemplar or hint) if it ships one, else the default auto model."""
+        wanted = {"exemplar": "exemplar", "hints": "hint"}.get(mode or "")
+        if model is not None:
+            entry = self.manifest.resolve(model)
+            if entry.kind != "auto" and entry.kind != wanted:
+                needs = "an exemplar photo" if entry.kind == "exemplar" else "a painted hint layer"
+                raise ValueError(f"model {entry.name} is a {entry.kind!r} model; it needs {needs}")
+            return entry
+        guided = self.manifest.find_kind(wanted) if wanted else None
+        return guided or self.manifest.resolve(None, kind="auto")
 
     def colorize(
         self,
@@ -103,47 +119,73 @@ class Engine:
     ) -> Result:
         """Colorize an [H, W, C] u8 image (C = 1..4) into RGB(A) u8 of the same size.
 
-        With a reference, the automatic prediction is steered by the exemplar's colours or the
-        painted hints before it is joined with the full-resolution lightness.
+        With a reference, the colour is steered by the exemplar's colours or the painted hints:
+        through a model trained for it when one is installed, else by the model-free methods of
+        backend.guidance applied to the automatic prediction.
         """
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
             raise ValueError("pixels must be an [H, W, C] uint8 array with 1 to 4 channels")
         timings = Timings()
-        entry = self.manifest.resolve(model, kind="auto")
-        if entry.kind != "auto":
-            raise ValueError(f"model {entry.name} is a {entry.kind!r} model; it needs a reference")
+        mode = reference.resolved_mode() if reference is not None else None
+        entry = self.model_for(model, mode)
         started = time.perf_counter()
         lightness = full_lightness(pixels)
         small = network_input(lightness, entry.input_size, entry.multiple)
+        hints = self._hints(reference, lightness.shape) if mode == "hints" else None
         started = timings.add("preprocess", started)
-        ab = self.predict_ab(entry, small)
-        started = timings.add("network", started)
-        hints = None
-        if reference is not None:
-            ab, hints = self._guide(lightness, small[0, 0], ab, reference, strength)
-            started = timings.add("guidance", started)
-        out = compose(lightness, ab, pixels, 1.0 if reference is not None else strength, hints)
+        if entry.kind == "auto":
+            ab = self.predict_ab(entry, small)
+            started = timings.add("network", started)
+            if mode is not None:
+                ab = self._fallback_guidance(small[0, 0], ab, reference, hints, strength)
+                started = timings.add("guidance", started)
+        else:
+            ab = self._guided_model(entry, small, reference, hints, strength)
+            started = timings.add("network", started)
+        exact = hints if hints is not None and strength >= 1.0 else None
+        out = compose(lightness, ab, pixels, 1.0 if mode else strength, exact)
         timings.add("postprocess", started)
         return Result(out, entry.name, self.provider_of(entry), timings)
 
     @staticmethod
-    def _guide(
-        lightness: np.ndarray,
-        small_l: np.ndarray,
-        ab: np.ndarray,
-        reference: Reference,
-        strength: float,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """Steer ab (at network output size) with an exemplar or painted hints."""
-        ab_h, ab_w = ab.shape[1:]
-        working_l = resize_plane(small_l, ab_w, ab_h)
-        if reference.resolved_mode() == "exemplar":
-            return transfer_exemplar(working_l, ab, reference_lab(reference.pixels), strength), None
-        height, width = lightness.shape
-        hint_ab, hint_mask = hints_at(reference, width, height)
+    def _hints(reference: Reference, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        hint_ab, hint_mask = hints_at(reference, shape[1], shape[0])
         if not hint_mask.any():
             raise ValueError("the hint layer has no painted pixels over the image")
-        grid_ab, grid_mask = small_hints(hint_ab, hint_mask, ab_w, ab_h)
+        return hint_ab, hint_mask
+
+    @staticmethod
+    def _fallback_guidance(small_l, ab, reference, hints, strength) -> np.ndarray:
+        """Model-free steering of the automatic ab (at the network's output size)."""
+        ab_h, ab_w = ab.shape[1:]
+        working_l = resize_plane(small_l, ab_w, ab_h)
+        if hints is None:
+            return transfer_exemplar(working_l, ab, reference_lab(reference.pixels), strength)
+        grid_ab, grid_mask = small_hints(*hints, ab_w, ab_h)
         guided = propagate_hints(working_l, ab, grid_ab, grid_mask)
-        guided = (1 - strength) * ab + strength * guided
-        return guided, ((hint_ab, hint_mask) if strength >= 1.0 else None)
+        return (1 - strength) * ab + strength * guided
+
+    def _guided_model(self, entry, small, reference, hints, strength) -> np.ndarray:
+        """Run an exemplar or hint model; below full strength, blend with the automatic result."""
+        if entry.kind == "exemplar":
+            ref_lab = reference_lab(reference.pixels).transpose(2, 0, 1)[None]
+            ab = self.run_model(entry, {"L": small, "ref_lab": np.ascontiguousarray(ref_lab)})
+        else:
+            height, width = small.shape[2:]
+            grid_ab, grid_mask = small_hints(*hints, width, height)
+            ab = self.run_model(
+                entry,
+                {
+                    "L": small,
+                    "hint_ab": np.ascontiguousarray(grid_ab.transpose(2, 0, 1)[None]),
+                    "hint_mask": grid_mask[None, None].astype(np.float32),
+                },
+            )
+        if strength >= 1.0:
+            return ab
+        auto_entry = self.manifest.resolve(None, kind="auto")
+        auto = self.predict_ab(
+            auto_entry, network_input(small[0, 0], auto_entry.input_size, auto_entry.multiple)
+        )
+        auto = np.stack([resize_plane(c, ab.shape[2], ab.shape[1]) for c in auto])
+        return strength * ab + (1 - strength) * auto

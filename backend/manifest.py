@@ -64,16 +64,20 @@ class Manifest:
         if name_or_path is None:
             if kind == "auto" and self.default:
                 return self.entries[self.default]
-            for entry in self.entries.values():
-                if entry.kind == kind:
-                    return entry
-            raise ManifestError(f"no {kind!r} model is installed")
+            entry = self.find_kind(kind)
+            if entry is None:
+                raise ManifestError(f"no {kind!r} model is installed")
+            return entry
         if name_or_path in self.entries:
             return self.entries[name_or_path]
         candidate = Path(name_or_path).expanduser()
         if candidate.suffix == ".onnx" and candidate.is_file():
             return user_model(candidate)
         raise ManifestError(f"unknown model {name_or_path!r}; installed: {sorted(self.entries)}")
+
+    def find_kind(self, kind: str) -> ModelEntry | None:
+        """The first listed model of a kind, if any."""
+        return next((e for e in self.entries.values() if e.kind == kind), None)
 
     def verify(self) -> list[str]:
         """Problems with the shipped files: missing, or sha256 differing from the manifest."""

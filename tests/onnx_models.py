@@ -15,20 +15,13 @@ from backend.manifest import sha256_of
 A_GAIN, A_BIAS, B_GAIN, B_BIAS = 0.4, -20.0, -0.3, 30.0
 
 
-def write_linear_auto_model(path: Path) -> Path:
-    """L [N,1,H,W] → AveragePool(4) → 1x1 conv → ab [N,2,H/4,W/4]: a known, analysable colorizer."""
-    weight = numpy_helper.from_array(np.array([[[[A_GAIN]]], [[[B_GAIN]]]], np.float32), "weight")
-    bias = numpy_helper.from_array(np.array([A_BIAS, B_BIAS], np.float32), "bias")
-    nodes = [
-        helper.make_node("AveragePool", ["L"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
-        helper.make_node("Conv", ["pooled", "weight", "bias"], ["ab"]),
-    ]
+def _save(nodes, name: str, inputs, path: Path, initializers=()) -> Path:
     graph = helper.make_graph(
         nodes,
-        "linear_auto",
-        [helper.make_tensor_value_info("L", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        name,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in inputs],
         [helper.make_tensor_value_info("ab", TensorProto.FLOAT, ["N", 2, "h", "w"])],
-        [weight, bias],
+        list(initializers),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -37,27 +30,77 @@ def write_linear_auto_model(path: Path) -> Path:
     return path
 
 
-def write_manifest(folder: Path) -> Path:
-    """A manifest in folder listing the linear test model as the default auto colorizer."""
-    model = write_linear_auto_model(folder / "linear.onnx")
+def _const(name: str, values, dtype=np.float32):
+    return numpy_helper.from_array(np.array(values, dtype), name)
+
+
+def _pool4(source: str, target: str):
+    return helper.make_node("AveragePool", [source], [target], kernel_shape=[4, 4], strides=[4, 4])
+
+
+def write_linear_auto_model(path: Path) -> Path:
+    """`auto`: L → AveragePool(4) → 1x1 conv → ab at 1/4 size: a known, analysable colorizer."""
+    nodes = [_pool4("L", "pooled"), helper.make_node("Conv", ["pooled", "weight", "bias"], ["ab"])]
+    weights = [_const("weight", [[[[A_GAIN]]], [[[B_GAIN]]]]), _const("bias", [A_BIAS, B_BIAS])]
+    return _save(nodes, "linear_auto", [("L", ["N", 1, "H", "W"])], path, weights)
+
+
+def write_hint_model(path: Path) -> Path:
+    """`hint`: ab = the hint colours averaged over 4x4 cells (zero where none)."""
+    nodes = [
+        helper.make_node("Mul", ["hint_ab", "hint_mask"], ["masked"]),
+        _pool4("masked", "pooled"),
+        _pool4("L", "l_pooled"),
+        helper.make_node("Mul", ["l_pooled", "zero"], ["l_zero"]),
+        helper.make_node("Add", ["pooled", "l_zero"], ["ab"]),
+    ]
+    inputs = [
+        ("L", ["N", 1, "H", "W"]),
+        ("hint_ab", ["N", 2, "H", "W"]),
+        ("hint_mask", ["N", 1, "H", "W"]),
+    ]
+    return _save(nodes, "hint_test", inputs, path, [_const("zero", [0.0])])
+
+
+def write_exemplar_model(path: Path) -> Path:
+    """`exemplar`: ab = the reference's mean a*b*, everywhere."""
+    nodes = [
+        helper.make_node("Slice", ["ref_lab", "starts", "ends", "axes"], ["ref_ab"]),
+        helper.make_node("ReduceMean", ["ref_ab"], ["mean_ab"], axes=[2, 3], keepdims=1),
+        _pool4("L", "l_pooled"),
+        helper.make_node("Mul", ["l_pooled", "zero"], ["l_zero"]),
+        helper.make_node("Add", ["mean_ab", "l_zero"], ["ab"]),
+    ]
+    constants = [
+        _const("starts", [1], np.int64),
+        _const("ends", [3], np.int64),
+        _const("axes", [1], np.int64),
+        _const("zero", [0.0]),
+    ]
+    inputs = [("L", ["N", 1, "H", "W"]), ("ref_lab", ["N", 3, "Hr", "Wr"])]
+    return _save(nodes, "exemplar_test", inputs, path, constants)
+
+
+def write_manifest(folder: Path, guided: bool = False) -> Path:
+    """A manifest in folder: the linear auto model (default), plus hint/exemplar test models."""
+    models = [(write_linear_auto_model(folder / "linear.onnx"), "auto")]
+    if guided:
+        models += [
+            (write_hint_model(folder / "hint.onnx"), "hint"),
+            (write_exemplar_model(folder / "exemplar.onnx"), "exemplar"),
+        ]
     manifest = folder / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "default": "linear",
-                "models": [
-                    {
-                        "name": "linear",
-                        "file": model.name,
-                        "sha256": sha256_of(model),
-                        "kind": "auto",
-                        "input_size": 64,
-                        "multiple": 4,
-                        "description": "test model",
-                    }
-                ],
-            }
-        )
-    )
+    entries = [
+        {
+            "name": path.stem,
+            "file": path.name,
+            "sha256": sha256_of(path),
+            "kind": kind,
+            "input_size": 64,
+            "multiple": 4,
+            "description": "test model",
+        }
+        for path, kind in models
+    ]
+    manifest.write_text(json.dumps({"version": 1, "default": "linear", "models": entries}))
     return manifest

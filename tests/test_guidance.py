@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backend.color import rgb_to_lab
+from backend.engine import Engine
 from backend.guidance import Reference, hints_at, propagate_hints, transfer_exemplar
+from backend.manifest import Manifest
+from tests.onnx_models import write_manifest
 
 
 def test_reference_kind_is_detected_from_alpha_coverage():
@@ -60,3 +64,30 @@ def test_exemplar_transfer_moves_each_lightness_band_towards_the_exemplar():
     assert bright[1] < -20  # the sky turns blue
     half = transfer_exemplar(lightness, prediction, exemplar, strength=0.5)
     np.testing.assert_allclose(half, 0.5 * prediction + 0.5 * out, atol=1e-4)
+
+
+def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
+    engine = Engine(Manifest.load(write_manifest(tmp_path, guided=True)), threads=1)
+    grey = photo[..., :1]
+    exemplar = np.zeros((30, 40, 3), np.uint8)
+    exemplar[:] = (40, 90, 200)  # uniformly blue
+    result = engine.colorize(grey, reference=Reference(exemplar, "exemplar"))
+    assert result.model == "exemplar"
+    ab = rgb_to_lab(result.pixels.astype(np.float32) / 255)[..., 1:]
+    want = rgb_to_lab(np.array([40, 90, 200], np.float32) / 255)[1:]
+    mid = (ab[..., 0] > -100) & (rgb_to_lab(result.pixels / 255.0)[..., 0] > 30)
+    assert np.abs(np.median(ab[mid], axis=0) - want).max() < 8
+
+    dots = np.zeros(grey.shape[:2] + (4,), np.uint8)
+    dots[100:110, 200:210] = (220, 30, 30, 255)
+    hinted = engine.colorize(grey, reference=Reference(dots, "hints"))
+    assert hinted.model == "hint"
+    assert hinted.pixels[105, 205, 0] > hinted.pixels[105, 205, 2] + 30
+    assert engine.colorize(grey).model == "linear"  # no reference: the auto default
+
+
+def test_a_guided_model_refuses_the_wrong_reference(tmp_path, photo):
+
+    engine = Engine(Manifest.load(write_manifest(tmp_path, guided=True)), threads=1)
+    with pytest.raises(ValueError, match="needs an exemplar photo"):
+        engine.colorize(photo[..., :1], model="exemplar")
