@@ -168,7 +168,8 @@ class Engine:
     def _guided_model(self, entry, small, reference, hints, strength) -> np.ndarray:
         """Run an exemplar or hint model; below full strength, blend with the automatic result."""
         if entry.kind == "exemplar":
-            ref_lab = reference_lab(reference.pixels).transpose(2, 0, 1)[None]
+            ref_lab = reference_lab(reference.pixels, entry.input_size, entry.multiple)
+            ref_lab = ref_lab.transpose(2, 0, 1)[None]
             ab = self.run_model(entry, {"L": small, "ref_lab": np.ascontiguousarray(ref_lab)})
         else:
             height, width = small.shape[2:]

@@ -20,7 +20,7 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
 from backend.color import rgb_to_lab
-from backend.pipeline import colour_channels, resize_plane
+from backend.pipeline import colour_channels, network_size, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
 BANDS = 5
@@ -44,14 +44,12 @@ class Reference:
         return "exemplar"
 
 
-def reference_lab(pixels: np.ndarray, short_side: int = 256) -> np.ndarray:
-    """An exemplar photo as [h, w, 3] Lab at about the network's working size."""
+def reference_lab(pixels: np.ndarray, short_side: int = 256, multiple: int = 32) -> np.ndarray:
+    """An exemplar photo as [h, w, 3] Lab at the network's working size (sides multiples)."""
     rgb = colour_channels(pixels)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
-    height, width = rgb.shape[:2]
-    scale = min(1.0, short_side / min(height, width))
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
     planes = [resize_plane(rgb[..., c].astype(np.float32), w, h) for c in range(3)]
     return rgb_to_lab(np.clip(np.stack(planes, axis=-1) / 255.0, 0, 1))
 

@@ -67,28 +67,46 @@ def build_cache(root: Path, size: int, cache_dir: Path) -> np.ndarray:
 
 
 class LabBatches:
-    """Random-crop, flip and rescale cached photos into (L, ab) training batches."""
+    """Random-crop, flip and rescale cached photos into Lab training batches.
 
-    def __init__(self, images: np.ndarray, crop: int, batch_size: int, seed: int = 0):
+    With `with_reference`, each batch also carries a second, independently cropped
+    and flipped view of every photo: the exemplar an exemplar-guided network learns from.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        crop: int,
+        batch_size: int,
+        seed: int = 0,
+        with_reference: bool = False,
+    ):
         self.images = images
         self.crop = crop
         self.batch_size = batch_size
+        self.with_reference = with_reference
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
 
-    def __iter__(self):
+    def epoch(self, seed: int, skip: int = 0):
+        """The batches of one epoch (a fixed shuffle per seed), from batch `skip` on."""
+        self.rng = np.random.default_rng(seed)
         order = self.rng.permutation(len(self.images))
-        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+        for start in range(
+            skip * self.batch_size, len(order) - self.batch_size + 1, self.batch_size
+        ):
             yield self.batch(order[start : start + self.batch_size])
 
-    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lab batch as (L [B,1,H,W] in 0..100, ab [B,2,H,W])."""
-        crops = [self._augment(self.images[i]) for i in indices]
-        lab = torch.from_numpy(rgb_to_lab(np.stack(crops).astype(np.float32) / 255.0))
-        lab = lab.permute(0, 3, 1, 2).contiguous()
-        return lab[:, :1], lab[:, 1:]
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) and, with references, ref_lab [B,3,H,W]."""
+        views = [self._augment(self.images[i]) for i in indices]
+        lightness, ab = _to_lab(views)
+        if not self.with_reference:
+            return lightness, ab
+        ref_l, ref_ab = _to_lab([self._augment(self.images[i]) for i in indices])
+        return lightness, ab, torch.cat([ref_l, ref_ab], dim=1)
 
     def _augment(self, rgb: np.ndarray) -> np.ndarray:
         size = rgb.shape[0]
@@ -105,11 +123,13 @@ class LabBatches:
         return out
 
 
+def _to_lab(rgb_images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lab = torch.from_numpy(rgb_to_lab(np.stack(rgb_images).astype(np.float32) / 255.0))
+    lab = lab.permute(0, 3, 1, 2).contiguous()
+    return lab[:, :1], lab[:, 1:]
+
+
 def evaluation_batches(images: np.ndarray, batch_size: int):
     """Whole cached photos, in order, as (L, ab) batches for validation loss."""
     for start in range(0, len(images), batch_size):
-        lab = torch.from_numpy(
-            rgb_to_lab(np.asarray(images[start : start + batch_size], dtype=np.float32) / 255.0)
-        )
-        lab = lab.permute(0, 3, 1, 2).contiguous()
-        yield lab[:, :1], lab[:, 1:]
+        yield _to_lab(list(np.asarray(images[start : start + batch_size], dtype=np.float32)))

@@ -20,36 +20,61 @@ from models.arch import ARCHITECTURES
 from models.bins import AnnealedMean
 
 
-class AutoColorizerGraph(nn.Module):
-    """The exported auto model: L → bin logits → annealed-mean ab."""
+class ExportedColorizer(nn.Module):
+    """The exported graph: the contract's inputs → network → ab (bins decoded by annealed mean)."""
 
-    def __init__(self, network: nn.Module, centres: torch.Tensor, temperature: float = 0.38):
+    def __init__(
+        self, network: nn.Module, centres: torch.Tensor, objective: str, temperature: float = 0.38
+    ):
         super().__init__()
         self.network = network
-        self.decode = AnnealedMean(centres, temperature)
+        self.decode = AnnealedMean(centres, temperature) if objective == "bins" else nn.Identity()
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.network(lightness))
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.network(*inputs))
 
 
-def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[AutoColorizerGraph, dict]:
+CONTRACT_INPUTS = {  # kind -> (input names, example shapes, dynamic axes)
+    "auto": (["L"], [(1, 1, 256, 256)], {"L": {0: "N", 2: "H", 3: "W"}}),
+    "hint": (
+        ["L", "hint_ab", "hint_mask"],
+        [(1, 1, 256, 256), (1, 2, 256, 256), (1, 1, 256, 256)],
+        {
+            "L": {0: "N", 2: "H", 3: "W"},
+            "hint_ab": {0: "N", 2: "H", 3: "W"},
+            "hint_mask": {0: "N", 2: "H", 3: "W"},
+        },
+    ),
+    "exemplar": (
+        ["L", "ref_lab"],
+        [(1, 1, 256, 256), (1, 3, 256, 256)],
+        {"L": {0: "N", 2: "H", 3: "W"}, "ref_lab": {0: "N", 2: "Hr", 3: "Wr"}},
+    ),
+}
+
+
+def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[ExportedColorizer, dict]:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     arch = ARCHITECTURES[state["arch"]]
     centres = torch.from_numpy(state["centres"])
     network = arch.build(len(centres))
     network.load_state_dict(state["model"])
-    return AutoColorizerGraph(network, centres, temperature).eval(), state
+    return ExportedColorizer(network, centres, arch.objective, temperature).eval(), state
 
 
-def export_onnx(graph: nn.Module, path: Path, fp16: bool = False) -> None:
-    example = torch.full((1, 1, 256, 256), 50.0)
+def export_onnx(graph: nn.Module, kind: str, path: Path, fp16: bool = False) -> None:
+    names, shapes, dynamic = CONTRACT_INPUTS[kind]
+    examples = tuple(
+        torch.full(shape, 50.0 if name == "L" else 0.0) for name, shape in zip(names, shapes)
+    )
+    dynamic = {**dynamic, "ab": {0: "N", 2: "h", 3: "w"}}
     torch.onnx.export(
         graph,
-        (example,),
+        examples,
         str(path),
-        input_names=["L"],
+        input_names=names,
         output_names=["ab"],
-        dynamic_axes={"L": {0: "N", 2: "H", 3: "W"}, "ab": {0: "N", 2: "h", 3: "w"}},
+        dynamic_axes=dynamic,
         opset_version=17,
         dynamo=False,
     )
@@ -84,6 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         help="annealed-mean temperature baked into the graph (lower = more vivid)",
     )
     p.add_argument("--default", action="store_true", help="make it the default auto model")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=MANIFEST_PATH,
+        help="manifest to update; the ONNX file goes beside it",
+    )
     p.add_argument("--training-data", default="../shared/datasets/train (see its README)")
     p.add_argument(
         "--license",
@@ -92,9 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     graph, state = load_graph(args.checkpoint, args.temperature)
-    target = MANIFEST_PATH.parent / f"{args.name}.onnx"
-    export_onnx(graph, target, args.fp16)
+    target = args.manifest.parent / f"{args.name}.onnx"
     arch = ARCHITECTURES[state["arch"]]
+    export_onnx(graph, arch.kind, target, args.fp16)
     update_manifest(
         {
             "name": args.name,
@@ -107,11 +138,12 @@ def main(argv: list[str] | None = None) -> None:
             "description": arch.description,
             "training_data": args.training_data,
             "epochs": state["epoch"],
-            "annealed_mean_temperature": args.temperature,
+            **({"annealed_mean_temperature": args.temperature} if arch.objective == "bins" else {}),
             "precision": "fp16" if args.fp16 else "fp32",
             "license": args.license,
             "metrics": {},
         },
+        manifest=args.manifest,
         make_default=args.default,
     )
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")

@@ -1,8 +1,10 @@
 """Training entry point: python -m models.train --arch NAME --data DIR --out DIR.
 
-One loop for every classification colorizer: soft-encoded targets,
-class-rebalanced cross-entropy, cosine learning rate, periodic checkpoints,
-resume, and validation on a held-out folder each epoch.
+One loop for every colorizer in models.arch: bin classifiers learn from
+soft-encoded targets with class-rebalanced cross-entropy, regressors from a
+Huber loss on ab; hint networks get simulated hints, exemplar networks a second
+view of each photo. Cosine learning rate, periodic checkpoints, resume, and
+validation on a held-out folder each epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.arch import ARCHITECTURES
+from models.arch import ARCHITECTURES, Architecture
 from models.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
 from models.data import LabBatches, build_cache, evaluation_batches
+from models.hints import simulate_hints
 
 LOG = logging.getLogger("models.train")
 
@@ -44,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--val-limit", type=int, default=400)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start from this checkpoint's weights (e.g. a trained fusion model for user-hint)",
+    )
     return p.parse_args(argv)
 
 
@@ -65,6 +73,22 @@ def rebalanced_loss(logits, ab, encoder: SoftEncoder, weights: torch.Tensor) -> 
     return (ce * pixel_weight).mean()
 
 
+def objective_loss(arch: Architecture, output, ab, encoder, weights) -> torch.Tensor:
+    """The architecture's training loss for one batch."""
+    if arch.objective == "bins":
+        return rebalanced_loss(output, ab, encoder, weights)
+    return F.smooth_l1_loss(output, F.adaptive_avg_pool2d(ab, output.shape[2:]), beta=2.0)
+
+
+def network_inputs(arch: Architecture, lightness, ab, reference, rng) -> tuple:
+    """What the network reads: L, plus simulated hints or the reference view."""
+    if arch.kind == "hint":
+        return (lightness, *(t.to(lightness.device) for t in simulate_hints(ab.cpu(), rng)))
+    if arch.kind == "exemplar":
+        return lightness, reference
+    return (lightness,)
+
+
 def prefetch(iterable, depth: int = 3):
     """Prepare batches on a helper thread while the network trains."""
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -80,18 +104,22 @@ def prefetch(iterable, depth: int = 3):
         yield item
 
 
-def validate(model, images, encoder, weights, decoder, device, limit) -> dict:
-    """Validation loss plus ab RMSE of the annealed-mean prediction at the training size."""
+def validate(arch, model, images, encoder, weights, decoder, device, limit) -> dict:
+    """Validation loss plus ab RMSE of the (decoded) prediction at the cache size.
+
+    Hints are simulated with a fixed seed; the exemplar is the photo itself, flipped.
+    """
     model.eval()
+    rng = np.random.default_rng(0)
     losses, sq_err, count = [], 0.0, 0
     with torch.no_grad():
         for lightness, ab in evaluation_batches(images[:limit], 32):
             lightness, ab = lightness.to(device), ab.to(device)
-            logits = model(lightness)
-            losses.append(rebalanced_loss(logits, ab, encoder, weights).item())
-            pred = F.interpolate(
-                decoder(logits), size=ab.shape[2:], mode="bilinear", align_corners=False
-            )
+            reference = torch.cat([lightness, ab], dim=1).flip(3)
+            output = model(*network_inputs(arch, lightness, ab, reference, rng))
+            losses.append(objective_loss(arch, output, ab, encoder, weights).item())
+            decoded = decoder(output) if arch.objective == "bins" else output
+            pred = F.interpolate(decoded, size=ab.shape[2:], mode="bilinear", align_corners=False)
             sq_err += float(((pred - ab) ** 2).sum())
             count += ab.numel()
     model.train()
@@ -115,7 +143,14 @@ def train(args: argparse.Namespace) -> Path:
     LOG.info("%d ab bins", len(centres))
 
     device = torch.device(args.device)
-    model = arch.build(len(centres)).to(device)
+    model = arch.build(len(centres))
+    if args.init and not state:
+        initial = torch.load(args.init, weights_only=False, map_location="cpu")
+        target = getattr(model, arch.init_prefix) if arch.init_prefix else model
+        target.load_state_dict(initial["model"])
+        centres, weights = initial["centres"], initial["weights"]
+        LOG.info("initialised %s from %s", arch.init_prefix or "model", args.init)
+    model = model.to(device)
     centres_t = torch.from_numpy(centres).to(device)
     weights_t = torch.from_numpy(weights).to(device)
     encoder, decoder = SoftEncoder(centres_t).to(device), AnnealedMean(centres_t).to(device)
@@ -129,7 +164,7 @@ def train(args: argparse.Namespace) -> Path:
         ],
         weight_decay=1e-4,
     )
-    batches = LabBatches(images, args.crop, args.batch, seed=0)
+    batches = LabBatches(images, args.crop, args.batch, with_reference=arch.kind == "exemplar")
     total_steps = args.epochs * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
@@ -140,7 +175,6 @@ def train(args: argparse.Namespace) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step, epoch, best = state["step"], state["epoch"], state["best"]
-        batches.rng = np.random.default_rng(1000 + epoch)
         LOG.info("resumed at epoch %d step %d", epoch, step)
 
     def save(path: Path, epoch_done: int) -> None:
@@ -161,16 +195,18 @@ def train(args: argparse.Namespace) -> Path:
         )
 
     history = args.out / "history.jsonl"
-    started = time.time()
+    started, first_step = time.time(), step
     last_save = time.time()
+    hint_rng = np.random.default_rng(step)
     model.train()
     while epoch < args.epochs:
         skip = step - epoch * len(batches)
-        for i, (lightness, ab) in enumerate(prefetch(iter(batches))):
-            if i < skip:
-                continue
-            lightness, ab = lightness.to(device), ab.to(device)
-            loss = rebalanced_loss(model(lightness), ab, encoder, weights_t)
+        for batch in prefetch(batches.epoch(1000 + epoch, skip)):
+            lightness, ab, *reference = (t.to(device) for t in batch)
+            inputs = network_inputs(
+                arch, lightness, ab, reference[0] if reference else None, hint_rng
+            )
+            loss = objective_loss(arch, model(*inputs), ab, encoder, weights_t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -184,13 +220,12 @@ def train(args: argparse.Namespace) -> Path:
                     total_steps,
                     loss.item(),
                     schedule.get_last_lr()[0],
-                    step * args.batch / max(time.time() - started, 1e-6),
+                    (step - first_step) * args.batch / max(time.time() - started, 1e-6),
                 )
             if time.time() - last_save > args.checkpoint_minutes * 60:
                 save(last, epoch)
                 last_save = time.time()
         epoch += 1
-        batches.rng = np.random.default_rng(1000 + epoch)
         record = {
             "epoch": epoch,
             "step": step,
@@ -199,7 +234,9 @@ def train(args: argparse.Namespace) -> Path:
         }
         if val_images is not None:
             record.update(
-                validate(model, val_images, encoder, weights_t, decoder, device, args.val_limit)
+                validate(
+                    arch, model, val_images, encoder, weights_t, decoder, device, args.val_limit
+                )
             )
             if record["val_loss"] < best:
                 best = record["val_loss"]

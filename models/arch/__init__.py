@@ -1,4 +1,4 @@
-"""Colorizer architectures by name; each entry says how it is trained and exported."""
+"""Colorizer architectures by name: what each reads, what it predicts, how it starts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import torch.nn as nn
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    kind: str  # manifest kind: auto, hint or exemplar
-    build: Callable[[int], nn.Module]  # num_bins -> network producing bin logits
+    kind: str  # manifest kind: auto (L), hint (L, hint_ab, hint_mask) or exemplar (L, ref_lab)
+    objective: str  # "bins": logits over quantised ab (annealed mean at export); "regression": ab
+    build: Callable[[int], nn.Module]  # num_bins -> network
     description: str
+    init_prefix: str | None = None  # --init loads a checkpoint's weights under this module name
 
 
 def _fusion(num_bins: int) -> nn.Module:
@@ -22,12 +24,73 @@ def _fusion(num_bins: int) -> nn.Module:
     return FusionColorizer(num_bins)
 
 
+def _autoencoder(num_bins: int) -> nn.Module:
+    from models.arch.autoencoder import EncoderDecoderColorizer
+
+    return EncoderDecoderColorizer()
+
+
+def _classification(num_bins: int) -> nn.Module:
+    from models.arch.classification import ClassificationColorizer
+
+    return ClassificationColorizer(num_bins)
+
+
+def _exemplar(num_bins: int) -> nn.Module:
+    from models.arch.exemplar import ExemplarColorizer
+
+    return ExemplarColorizer()
+
+
+def _user_hint(num_bins: int) -> nn.Module:
+    from models.arch.user_hint import UserHintColorizer
+
+    return UserHintColorizer(num_bins)
+
+
 ARCHITECTURES = {
-    "fusion": Architecture(
-        "fusion",
-        "auto",
-        _fusion,
-        "Fusion CNN: scratch local encoder + pretrained EfficientNet-Lite0 features and "
-        "global embedding, U-Net decoder, 10x10 ab-bin classification, annealed mean",
-    ),
+    arch.name: arch
+    for arch in (
+        Architecture(
+            "autoencoder",
+            "auto",
+            "regression",
+            _autoencoder,
+            "Encoder-decoder CNN from scratch, strided 3x3 convs 64-512, tanh ab regression",
+        ),
+        Architecture(
+            "fusion",
+            "auto",
+            "bins",
+            _fusion,
+            "Fusion CNN: scratch local encoder + pretrained EfficientNet-Lite0 features "
+            "and global embedding, U-Net decoder, 10x10 ab-bin classification, "
+            "annealed mean",
+        ),
+        Architecture(
+            "classification",
+            "auto",
+            "bins",
+            _classification,
+            "Classification colorizer from scratch over quantised ab bins, class "
+            "rebalancing, annealed mean (after Zhang et al. 2016)",
+        ),
+        Architecture(
+            "exemplar",
+            "exemplar",
+            "regression",
+            _exemplar,
+            "Heterogeneous exemplar network: compressed L, Sobel contours and reference "
+            "Lab; soft correspondence + palette embedding, ab regression",
+        ),
+        Architecture(
+            "user-hint",
+            "hint",
+            "bins",
+            _user_hint,
+            "User-hint network: the fusion colorizer with a sparse-hint encoder "
+            "(hint ab + mask) feeding its local stream (after Zhang et al. 2017)",
+            init_prefix="colorizer",
+        ),
+    )
 }

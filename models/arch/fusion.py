@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from models.arch.backbone import EMBEDDING_CHANNELS, TAP_CHANNELS, EfficientNetLite0Features
-
-
-def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+from models.arch.layers import conv_bn_relu, upsample_like
 
 
 class FusionColorizer(nn.Module):
@@ -38,18 +32,22 @@ class FusionColorizer(nn.Module):
         self.up4 = nn.Sequential(conv_bn_relu(64 + c4 + 32, 64), conv_bn_relu(64, 64))
         self.classifier = nn.Conv2d(64, num_bins, 1)
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        lightness: torch.Tensor,
+        local_extra: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """local_extra: stride-4 (32 ch) and stride-8 (48 ch) features added to the local
+        stream, the way the user-hint network feeds its hints in."""
         (f4, f8, f16, f32), embedding = self.backbone(lightness)
         centred = lightness / 50.0 - 1.0
         local4 = self.local_s4(centred)
         local8 = self.local_s8(local4)
+        if local_extra is not None:
+            local4, local8 = local4 + local_extra[0], local8 + local_extra[1]
         glob = self.global_proj(embedding)[:, :, None, None].expand(-1, -1, *f32.shape[2:])
         x = self.fuse32(torch.cat([f32, glob], dim=1))
-        x = self.up16(torch.cat([_up(x, f16), f16], dim=1))
-        x = self.up8(torch.cat([_up(x, f8), f8, local8], dim=1))
-        x = self.up4(torch.cat([_up(x, f4), f4, local4], dim=1))
+        x = self.up16(torch.cat([upsample_like(x, f16), f16], dim=1))
+        x = self.up8(torch.cat([upsample_like(x, f8), f8, local8], dim=1))
+        x = self.up4(torch.cat([upsample_like(x, f4), f4, local4], dim=1))
         return self.classifier(x)
-
-
-def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
