@@ -69,8 +69,9 @@ def build_cache(root: Path, size: int, cache_dir: Path) -> np.ndarray:
 class LabBatches:
     """Random-crop, flip and rescale cached photos into Lab training batches.
 
-    With `with_reference`, each batch also carries a second, independently cropped
-    and flipped view of every photo: the exemplar an exemplar-guided network learns from.
+    `extra` adds a third tensor to each batch: "reference", a second, independently
+    cropped and flipped view of every photo in Lab (what an exemplar-guided network
+    learns from), or "rgb", the colour crop itself in [0, 1] (for a teacher classifier).
     """
 
     def __init__(
@@ -79,12 +80,12 @@ class LabBatches:
         crop: int,
         batch_size: int,
         seed: int = 0,
-        with_reference: bool = False,
+        extra: str | None = None,
     ):
         self.images = images
         self.crop = crop
         self.batch_size = batch_size
-        self.with_reference = with_reference
+        self.extra = extra
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -100,13 +101,16 @@ class LabBatches:
             yield self.batch(order[start : start + self.batch_size])
 
     def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) and, with references, ref_lab [B,3,H,W]."""
+        """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) plus the `extra` tensor if one is asked for."""
         views = [self._augment(self.images[i]) for i in indices]
         lightness, ab = _to_lab(views)
-        if not self.with_reference:
-            return lightness, ab
-        ref_l, ref_ab = _to_lab([self._augment(self.images[i]) for i in indices])
-        return lightness, ab, torch.cat([ref_l, ref_ab], dim=1)
+        if self.extra == "rgb":
+            rgb = torch.from_numpy(np.stack(views).astype(np.float32) / 255.0)
+            return lightness, ab, rgb.permute(0, 3, 1, 2).contiguous()
+        if self.extra == "reference":
+            ref_l, ref_ab = _to_lab([self._augment(self.images[i]) for i in indices])
+            return lightness, ab, torch.cat([ref_l, ref_ab], dim=1)
+        return lightness, ab
 
     def _augment(self, rgb: np.ndarray) -> np.ndarray:
         size = rgb.shape[0]

@@ -26,6 +26,7 @@ from models.arch import ARCHITECTURES, Architecture
 from models.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
 from models.data import LabBatches, build_cache, evaluation_batches
 from models.hints import simulate_hints
+from models.teacher import ImageNetTeacher
 
 LOG = logging.getLogger("models.train")
 
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="start from this checkpoint's weights (e.g. a trained fusion model for user-hint)",
     )
+    p.add_argument(
+        "--class-weight",
+        type=float,
+        default=0.1,
+        help="weight of the classification-guidance loss (guided architectures)",
+    )
     return p.parse_args(argv)
 
 
@@ -77,6 +84,7 @@ def objective_loss(arch: Architecture, output, ab, encoder, weights) -> torch.Te
     """The architecture's training loss for one batch."""
     if arch.objective == "bins":
         return rebalanced_loss(output, ab, encoder, weights)
+    # "regression", and the ab part of "guided" (train() adds the classification term)
     return F.smooth_l1_loss(output, F.adaptive_avg_pool2d(ab, output.shape[2:]), beta=2.0)
 
 
@@ -164,7 +172,11 @@ def train(args: argparse.Namespace) -> Path:
         ],
         weight_decay=1e-4,
     )
-    batches = LabBatches(images, args.crop, args.batch, with_reference=arch.kind == "exemplar")
+    extra = (
+        "reference" if arch.kind == "exemplar" else "rgb" if arch.objective == "guided" else None
+    )
+    batches = LabBatches(images, args.crop, args.batch, extra=extra)
+    teacher = ImageNetTeacher().to(device) if arch.objective == "guided" else None
     total_steps = args.epochs * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
@@ -202,11 +214,16 @@ def train(args: argparse.Namespace) -> Path:
     while epoch < args.epochs:
         skip = step - epoch * len(batches)
         for batch in prefetch(batches.epoch(1000 + epoch, skip)):
-            lightness, ab, *reference = (t.to(device) for t in batch)
-            inputs = network_inputs(
-                arch, lightness, ab, reference[0] if reference else None, hint_rng
-            )
-            loss = objective_loss(arch, model(*inputs), ab, encoder, weights_t)
+            lightness, ab, *extra_input = (t.to(device) for t in batch)
+            reference = extra_input[0] if arch.kind == "exemplar" else None
+            output = model(*network_inputs(arch, lightness, ab, reference, hint_rng))
+            if teacher is not None:  # "guided": regression plus the classification term
+                output, class_logits = output
+                targets = teacher(extra_input[0])
+                guidance = -(targets * F.log_softmax(class_logits, dim=1)).sum(dim=1).mean()
+            loss = objective_loss(arch, output, ab, encoder, weights_t)
+            if teacher is not None:
+                loss = loss + args.class_weight * guidance
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -12,7 +12,9 @@ import torch.nn as nn
 class Architecture:
     name: str
     kind: str  # manifest kind: auto (L), hint (L, hint_ab, hint_mask) or exemplar (L, ref_lab)
-    objective: str  # "bins": logits over quantised ab (annealed mean at export); "regression": ab
+    # "bins": logits over quantised ab (annealed mean at export); "regression": ab;
+    # "guided": ab regression plus class logits trained against a teacher classifier
+    objective: str
     build: Callable[[int], nn.Module]  # num_bins -> network
     description: str
     init_prefix: str | None = None  # --init loads a checkpoint's weights under this module name
@@ -34,6 +36,12 @@ def _classification(num_bins: int) -> nn.Module:
     from models.arch.classification import ClassificationColorizer
 
     return ClassificationColorizer(num_bins)
+
+
+def _dense(num_bins: int) -> nn.Module:
+    from models.arch.dense import DenseDualStreamColorizer
+
+    return DenseDualStreamColorizer()
 
 
 def _exemplar(num_bins: int) -> nn.Module:
@@ -74,6 +82,14 @@ ARCHITECTURES = {
             _classification,
             "Classification colorizer from scratch over quantised ab bins, class "
             "rebalancing, annealed mean (after Zhang et al. 2016)",
+        ),
+        Architecture(
+            "dense",
+            "auto",
+            "guided",
+            _dense,
+            "Dense dual-stream network: DenseNet detail stream + EfficientNet-Lite0 "
+            "classification-guidance stream, fused; ab regression + class cross-entropy",
         ),
         Architecture(
             "exemplar",
