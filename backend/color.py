@@ -46,40 +46,50 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    f = np.maximum(f, 0.0)
-    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / _KAPPA) * _WHITE_D65
-    return xyz @ _XYZ_TO_RGB.T
+def _lab_to_linear_rgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    fy = (lightness + 16.0) / 116.0
+    f = np.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
+    np.maximum(f, 0.0, out=f)
+    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / _KAPPA)
+    return xyz @ (_XYZ_TO_RGB * _WHITE_D65).T
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """Convert [..., 3] CIE Lab to sRGB in [0, 1], clipped to the gamut."""
-    rgb = _linear_to_srgb(_lab_to_linear_rgb(np.asarray(lab, dtype=np.float32)))
+    lab = np.asarray(lab, dtype=np.float32)
+    rgb = _linear_to_srgb(_lab_to_linear_rgb(lab[..., 0], lab[..., 1], lab[..., 2]))
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
-
-
-def lightness_from_u8(pixels: np.ndarray) -> np.ndarray:
-    """CIE L of an [H, W, C] u8 image (C = 1 grey or 3 RGB), as [H, W] float32."""
-    if pixels.shape[-1] == 1:
-        rgb = np.repeat(pixels, 3, axis=-1)
-    else:
-        rgb = pixels[..., :3]
-    return luminance_to_lightness(relative_luminance(rgb))
-
-
-def relative_luminance(rgb_u8: np.ndarray) -> np.ndarray:
-    """CIE Y of sRGB u8 pixels; a lookup table keeps 12 MP photos fast."""
-    lut = _srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0).astype(np.float32)
-    lin = lut[rgb_u8]
-    return lin @ _RGB_TO_XYZ[1]
 
 
 def luminance_to_lightness(y: np.ndarray) -> np.ndarray:
     """CIE Y (white = 1) to CIE L in [0, 100]."""
     f = np.where(y > _EPSILON, np.cbrt(y), _KAPPA * y + 16.0 / 116.0)
     return (116.0 * f - 16.0).astype(np.float32)
+
+
+# u8 → lightness through tables: per-channel linear-light contributions to Y, and Y → L on a
+# 65536-step grid, interpolated, so a 12 MP photo costs a few gathers, not a cbrt per pixel.
+_LINEAR_U8 = _srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)
+_Y_OF_CHANNEL = (_LINEAR_U8[None, :] * _RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(
+    np.float32
+)
+_Y_STEPS = 65535
+_L_OF_Y = luminance_to_lightness(np.linspace(0.0, 1.0, _Y_STEPS + 1))
+_L_OF_GREY = luminance_to_lightness(_LINEAR_U8)
+
+
+def lightness_from_u8(pixels: np.ndarray) -> np.ndarray:
+    """CIE L of an [H, W, C] u8 image (C = 1 grey or 3 RGB), as [H, W] float32."""
+    if pixels.shape[-1] == 1:
+        return _L_OF_GREY[pixels[..., 0]]
+    y = _Y_OF_CHANNEL[0][pixels[..., 0]]
+    y += _Y_OF_CHANNEL[1][pixels[..., 1]]
+    y += _Y_OF_CHANNEL[2][pixels[..., 2]]
+    position = np.minimum(y, 1.0) * _Y_STEPS
+    index = np.minimum(position.astype(np.int32), _Y_STEPS - 1)
+    position -= index  # linear interpolation between table entries
+    low = _L_OF_Y[index]
+    return low + position * (_L_OF_Y[index + 1] - low)
 
 
 # Linear light → sRGB u8 through a fine table: the gamma curve's pow() would dominate the cost
@@ -92,6 +102,8 @@ _GAMMA_LUT = np.round(
 
 def lab_to_u8(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Join [H, W] lightness with [H, W, 2] chroma into gamut-clipped RGB u8."""
-    lab = np.concatenate([lightness[..., None], ab], axis=-1, dtype=np.float32)
-    linear = np.clip(_lab_to_linear_rgb(lab), 0.0, 1.0)
-    return _GAMMA_LUT[(linear * _GAMMA_STEPS + 0.5).astype(np.int32)]
+    linear = _lab_to_linear_rgb(lightness, ab[..., 0], ab[..., 1])
+    np.clip(linear, 0.0, 1.0, out=linear)
+    linear *= _GAMMA_STEPS
+    linear += 0.5
+    return _GAMMA_LUT[linear.astype(np.int32)]

@@ -8,6 +8,9 @@ beyond the input and output buffers stays constant for large photos.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from PIL import Image
 
@@ -36,11 +39,15 @@ def alpha_channel(pixels: np.ndarray) -> np.ndarray | None:
 
 
 def full_lightness(pixels: np.ndarray) -> np.ndarray:
-    """CIE L of the whole image, [H, W] float32, computed band by band."""
+    """CIE L of the whole image, [H, W] float32, computed band by band on all cores."""
     colour = colour_channels(pixels)
     out = np.empty(pixels.shape[:2], dtype=np.float32)
-    for top in range(0, pixels.shape[0], BAND_ROWS):
+
+    def band(top: int) -> None:
         out[top : top + BAND_ROWS] = lightness_from_u8(colour[top : top + BAND_ROWS])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(band, range(0, pixels.shape[0], BAND_ROWS)))
     return out
 
 
@@ -67,16 +74,17 @@ def compose(
     """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; → u8.
 
     `exact` = (ab [H, W, 2], mask [H, W]) forces those pixels' chroma (painted hints).
+    Bands are independent, so they run on all cores (numpy and Pillow release the GIL).
     """
     height, width = lightness.shape
     alpha = alpha_channel(pixels)
-    channels = 4 if alpha is not None else 3
-    out = np.empty((height, width, channels), dtype=np.uint8)
+    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=np.uint8)
     planes = [
         Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F") for c in ab_small
     ]
     scale_y = ab_small.shape[1] / height
-    for top in range(0, height, BAND_ROWS):
+
+    def band(top: int) -> None:
         bottom = min(top + BAND_ROWS, height)
         box = (0.0, top * scale_y, float(ab_small.shape[2]), bottom * scale_y)
         ab = np.stack(
@@ -89,6 +97,9 @@ def compose(
             band_mask = exact[1][top:bottom]
             ab[band_mask] = exact[0][top:bottom][band_mask]
         out[top:bottom, :, :3] = lab_to_u8(lightness[top:bottom], ab)
-    if alpha is not None:
-        out[..., 3:] = alpha
+        if alpha is not None:
+            out[top:bottom, :, 3:] = alpha[top:bottom]
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(band, range(0, height, BAND_ROWS)))
     return out
