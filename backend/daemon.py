@@ -29,6 +29,7 @@ from backend.guidance import Reference
 from backend.manifest import ManifestError
 from backend.protocol import (
     DEFAULT_MAX_PIXELS,
+    MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
     RESULT_FORMAT,
     ColorizeRequest,
@@ -136,6 +137,8 @@ class Daemon:
         front = self.context.socket(zmq.ROUTER)
         front.setsockopt(zmq.LINGER, 0)
         front.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # No frame may exceed the largest valid one: ZeroMQ drops such a peer before buffering it.
+        front.setsockopt(zmq.MAXMSGSIZE, max(self.config.max_pixels * 4, MAX_HEADER_BYTES))
         if self.config.curve_secret_key:
             public, secret = zmq.auth.load_certificate(str(self.config.curve_secret_key))
             if secret is None:

@@ -132,6 +132,18 @@ def test_raw_router_garbage_without_envelope_does_not_kill_daemon(daemon):
     assert call(daemon, [b'{"v": 1, "op": "hello"}'])[0]["ok"]
 
 
+def test_frame_larger_than_any_valid_image_is_dropped_unread(engine):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    server = Daemon(engine, DaemonConfig(endpoint=endpoint, max_pixels=10_000))
+    server.start()
+    try:
+        with pytest.raises(zmq.Again):  # the connection is cut; no reply ever comes
+            call(endpoint, [SMALL_RGB_HEADER, b"\0" * 200_000], timeout_ms=1000)
+        assert call(endpoint, [b'{"v": 1, "op": "hello"}'])[0]["ok"]
+    finally:
+        server.stop()
+
+
 def test_full_queue_answers_busy(engine, photo):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     server = Daemon(engine, DaemonConfig(endpoint=endpoint, workers=1, queue_size=1))
