@@ -179,10 +179,13 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 for sock, _ in poller.poll(200):
-                    if sock is front:
-                        self._receive(front)
-                    else:
-                        front.send_multipart(replies.recv_multipart(), copy=False)
+                    try:
+                        if sock is front:
+                            self._receive(front)
+                        else:
+                            front.send_multipart(replies.recv_multipart(), copy=False)
+                    except Exception:  # one bad message or vanished peer must not stop serving
+                        LOG.exception("error while handling a message; still serving")
         finally:
             for _ in workers:
                 self.jobs.put(None)
