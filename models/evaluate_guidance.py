@@ -136,13 +136,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--limit", type=int)
     p.add_argument("--sheet", type=Path, help="write example rows as a PNG contact sheet")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="ignore installed hint/exemplar models: measure the model-free methods",
+    )
     args = p.parse_args(argv)
     pool = files = list_images(args.data)
     if args.limit and args.limit < len(files):
         files = [files[i] for i in np.linspace(0, len(files) - 1, args.limit).astype(int)]
-    engine = Engine(Manifest.load(), providers=["CPUExecutionProvider"], threads=2)
+    manifest = Manifest.load()
+    if args.fallback:
+        auto = {name: e for name, e in manifest.entries.items() if e.kind == "auto"}
+        manifest = Manifest(auto, manifest.default)
+    engine = Engine(manifest, providers=["CPUExecutionProvider"], threads=2)
     report, examples = evaluate(engine, files, pool, sheet_rows=6 if args.sheet else 0)
     report["data"] = str(args.data)
+    report["method"] = "model-free" if args.fallback else "installed models where present"
     print(json.dumps(report, indent=2))
     if args.sheet:
         contact_sheet(examples, args.sheet)
