@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from backend.color import rgb_to_lab
+from models.color_torch import rgb_to_lab
 
 LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -67,7 +67,11 @@ def build_cache(root: Path, size: int, cache_dir: Path) -> np.ndarray:
 
 
 class LabBatches:
-    """Random-crop, flip and rescale cached photos into Lab training batches.
+    """Random-crop, flip and rescale cached photos into Lab training batches, on `device`.
+
+    The whole cache lives on the device as u8 and every batch is cropped with one
+    affine grid sample and converted to Lab there, so a GPU is not starved by
+    per-image work on the CPU.
 
     `extra` adds a third tensor to each batch: "reference", a second, independently
     cropped and flipped view of every photo in Lab (what an exemplar-guided network
@@ -79,61 +83,56 @@ class LabBatches:
         images: np.ndarray,
         crop: int,
         batch_size: int,
-        seed: int = 0,
         extra: str | None = None,
+        device: str | torch.device = "cpu",
     ):
-        self.images = images
+        self.images = torch.from_numpy(np.asarray(images)).to(device)
         self.crop = crop
         self.batch_size = batch_size
         self.extra = extra
-        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator(device="cpu")
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
 
     def epoch(self, seed: int, skip: int = 0):
         """The batches of one epoch (a fixed shuffle per seed), from batch `skip` on."""
-        self.rng = np.random.default_rng(seed)
-        order = self.rng.permutation(len(self.images))
+        self.generator.manual_seed(seed)
+        order = torch.randperm(len(self.images), generator=self.generator)
         for start in range(
             skip * self.batch_size, len(order) - self.batch_size + 1, self.batch_size
         ):
             yield self.batch(order[start : start + self.batch_size])
 
-    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) plus the `extra` tensor if one is asked for."""
-        views = [self._augment(self.images[i]) for i in indices]
-        lightness, ab = _to_lab(views)
+        photos = self.images[indices.to(self.images.device)].permute(0, 3, 1, 2).float() / 255.0
+        rgb = self._random_views(photos)
+        lab = rgb_to_lab(rgb)
         if self.extra == "rgb":
-            rgb = torch.from_numpy(np.stack(views).astype(np.float32) / 255.0)
-            return lightness, ab, rgb.permute(0, 3, 1, 2).contiguous()
+            return lab[:, :1], lab[:, 1:], rgb
         if self.extra == "reference":
-            ref_l, ref_ab = _to_lab([self._augment(self.images[i]) for i in indices])
-            return lightness, ab, torch.cat([ref_l, ref_ab], dim=1)
-        return lightness, ab
+            return lab[:, :1], lab[:, 1:], rgb_to_lab(self._random_views(photos))
+        return lab[:, :1], lab[:, 1:]
 
-    def _augment(self, rgb: np.ndarray) -> np.ndarray:
-        size = rgb.shape[0]
-        side = int(size * self.rng.uniform(0.6, 1.0))
-        top, left = self.rng.integers(0, size - side + 1, size=2)
-        crop = torch.from_numpy(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
-        crop = crop.permute(2, 0, 1)[None].float()
-        crop = F.interpolate(
-            crop, size=(self.crop, self.crop), mode="bilinear", antialias=True, align_corners=False
+    def _random_views(self, photos: torch.Tensor) -> torch.Tensor:
+        """Each photo cropped to 60-100 % of its side at a random place, maybe mirrored."""
+        n = len(photos)
+        scale = torch.empty(n).uniform_(0.6, 1.0, generator=self.generator)
+        shift = (torch.rand(n, 2, generator=self.generator) * 2 - 1) * (1 - scale)[:, None]
+        flip = torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+        theta[:, :, 2] = shift
+        grid = F.affine_grid(
+            theta.to(photos.device), [n, 3, self.crop, self.crop], align_corners=False
         )
-        out = crop[0].permute(1, 2, 0).clamp(0, 255).numpy()
-        if self.rng.random() < 0.5:
-            out = out[:, ::-1]
-        return out
-
-
-def _to_lab(rgb_images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lab = torch.from_numpy(rgb_to_lab(np.stack(rgb_images).astype(np.float32) / 255.0))
-    lab = lab.permute(0, 3, 1, 2).contiguous()
-    return lab[:, :1], lab[:, 1:]
+        return F.grid_sample(photos, grid, mode="bilinear", align_corners=False).clamp(0, 1)
 
 
 def evaluation_batches(images: np.ndarray, batch_size: int):
     """Whole cached photos, in order, as (L, ab) batches for validation loss."""
     for start in range(0, len(images), batch_size):
-        yield _to_lab(list(np.asarray(images[start : start + batch_size], dtype=np.float32)))
+        photos = torch.from_numpy(np.asarray(images[start : start + batch_size]))
+        lab = rgb_to_lab(photos.permute(0, 3, 1, 2).float() / 255.0)
+        yield lab[:, :1], lab[:, 1:]

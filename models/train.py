@@ -175,7 +175,7 @@ def train(args: argparse.Namespace) -> Path:
     extra = (
         "reference" if arch.kind == "exemplar" else "rgb" if arch.objective == "guided" else None
     )
-    batches = LabBatches(images, args.crop, args.batch, extra=extra)
+    batches = LabBatches(images, args.crop, args.batch, extra=extra, device=device)
     teacher = ImageNetTeacher().to(device) if arch.objective == "guided" else None
     total_steps = args.epochs * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -80,3 +80,33 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
     else:
         result = engine.colorize(grey, reference=reference)
     assert result.model == name and result.pixels.shape == grey.shape[:2] + (3,)
+
+
+def test_torch_lab_conversion_matches_scikit_image():
+    import skimage.color
+    import torch
+
+    from models.color_torch import rgb_to_lab
+
+    rgb = np.random.default_rng(3).random((2, 3, 16, 16)).astype(np.float32)
+    expected = skimage.color.rgb2lab(rgb.transpose(0, 2, 3, 1).astype(np.float64))
+    got = rgb_to_lab(torch.from_numpy(rgb)).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_batches_are_random_crops_of_the_cached_photos():
+    import torch
+
+    from models.data import LabBatches
+
+    photos = np.zeros((4, 40, 40, 3), np.uint8)
+    photos[:, :, :20] = (200, 30, 30)  # left half red, right half blue
+    photos[:, :, 20:] = (30, 30, 200)
+    batches = LabBatches(photos, crop=16, batch_size=4, extra="reference")
+    lightness, ab, reference = batches.batch(torch.arange(4))
+    assert lightness.shape == (4, 1, 16, 16) and ab.shape == (4, 2, 16, 16)
+    assert reference.shape == (4, 3, 16, 16)
+    assert 0 <= float(lightness.min()) and float(lightness.max()) <= 100
+    red_left = ab[:, 0, :, 0] > 30  # a* high on the left edge unless mirrored
+    assert red_left.any() and (ab[:, 1].min() < -30)  # blue (b* low) appears too
+    assert len(list(batches.epoch(seed=1))) == 1
