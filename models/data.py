@@ -86,7 +86,7 @@ class LabBatches:
         extra: str | None = None,
         device: str | torch.device = "cpu",
     ):
-        self.images = torch.from_numpy(np.asarray(images)).to(device)
+        self.images = torch.from_numpy(np.array(images)).to(device)  # copy out of the mmap
         self.crop = crop
         self.batch_size = batch_size
         self.extra = extra
