@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--backbone-lr-scale", type=float, default=0.1)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="time budget: fewer steps than --epochs if they would not fit; the "
+        "cosine schedule ends on time",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--val-limit", type=int, default=400)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -95,6 +101,23 @@ def network_inputs(arch: Architecture, lightness, ab, reference, rng) -> tuple:
     if arch.kind == "exemplar":
         return lightness, reference
     return (lightness,)
+
+
+def fit_to_budget(
+    total_steps: int, step: int, first_step: int, started: float, minutes: float
+) -> int:
+    """Steps that fit in the time budget, judged from the pace of the steps so far."""
+    elapsed = time.time() - started
+    per_step = elapsed / (step - first_step)
+    fitting = step + int((minutes * 60 - elapsed) / per_step)
+    LOG.info(
+        "%.2f s/step: %d of %d planned steps fit in %.0f min",
+        per_step,
+        min(fitting, total_steps),
+        total_steps,
+        minutes,
+    )
+    return max(step, min(total_steps, fitting))
 
 
 def prefetch(iterable, depth: int = 3):
@@ -177,9 +200,10 @@ def train(args: argparse.Namespace) -> Path:
     )
     batches = LabBatches(images, args.crop, args.batch, extra=extra, device=device)
     teacher = ImageNetTeacher().to(device) if arch.objective == "guided" else None
-    total_steps = args.epochs * len(batches)
+    plan = {"total_steps": args.epochs * len(batches)}  # shortened by --minutes once timed
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+        optimizer,
+        lambda s: 0.5 * (1 + math.cos(math.pi * min(s / plan["total_steps"], 1.0))),
     )
     step, epoch, best = 0, 0, math.inf
     if state:
@@ -187,6 +211,7 @@ def train(args: argparse.Namespace) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step, epoch, best = state["step"], state["epoch"], state["best"]
+        plan["total_steps"] = state.get("total_steps", plan["total_steps"])
         LOG.info("resumed at epoch %d step %d", epoch, step)
 
     def save(path: Path, epoch_done: int) -> None:
@@ -196,6 +221,7 @@ def train(args: argparse.Namespace) -> Path:
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "step": step,
+                "total_steps": plan["total_steps"],
                 "epoch": epoch_done,
                 "best": best,
                 "centres": centres,
@@ -211,9 +237,11 @@ def train(args: argparse.Namespace) -> Path:
     last_save = time.time()
     hint_rng = np.random.default_rng(step)
     model.train()
-    while epoch < args.epochs:
+    while epoch < args.epochs and step < plan["total_steps"]:
         skip = step - epoch * len(batches)
         for batch in prefetch(batches.epoch(1000 + epoch, skip)):
+            if step >= plan["total_steps"]:
+                break
             lightness, ab, *extra_input = (t.to(device) for t in batch)
             reference = extra_input[0] if arch.kind == "exemplar" else None
             output = model(*network_inputs(arch, lightness, ab, reference, hint_rng))
@@ -229,12 +257,16 @@ def train(args: argparse.Namespace) -> Path:
             optimizer.step()
             schedule.step()
             step += 1
+            if args.minutes and step == first_step + 20:
+                plan["total_steps"] = fit_to_budget(
+                    plan["total_steps"], step, first_step, started, args.minutes
+                )
             if step % 20 == 0:
                 LOG.info(
                     "epoch %d step %d/%d loss %.4f lr %.2e %.1f img/s",
                     epoch,
                     step,
-                    total_steps,
+                    plan["total_steps"],
                     loss.item(),
                     schedule.get_last_lr()[0],
                     (step - first_step) * args.batch / max(time.time() - started, 1e-6),
