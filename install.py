@@ -165,13 +165,37 @@ def plugin_folders(extra: list[Path]) -> list[tuple[str, Path]]:
     return list(dict.fromkeys(folders))
 
 
-def plugin_config(endpoint: str) -> dict:
-    log = state_dir() / "daemon.log"
+FLATPAK_MARK = ".var/app/org.gimp.GIMP"
+
+
+def plugin_config(endpoint: str, flatpak: bool = False) -> dict:
+    """The plug-in's config: where the daemon listens and how to start it.
+
+    Flatpak's GIMP runs in a sandbox: it starts the daemon on the host through
+    flatpak-spawn (allowed by the override that install_plugins sets).
+    """
+    launcher = [str(venv_launcher()), "serve", "--endpoint", endpoint]
     return {
         "endpoint": endpoint,
-        "launcher": [str(venv_launcher()), "serve", "--endpoint", endpoint],
-        "log_file": str(log),
+        "launcher": ["flatpak-spawn", "--host", *launcher] if flatpak else launcher,
+        "log_file": str(state_dir() / "daemon.log"),
     }
+
+
+def allow_flatpak_host_launch() -> str:
+    """Let Flatpak's GIMP run flatpak-spawn --host (a per-user override, undone on uninstall)."""
+    if not shutil.which("flatpak"):
+        return "flatpak not found: start the daemon yourself (colorize-backend serve)"
+    done = subprocess.run(
+        ["flatpak", "override", "--user", "--talk-name=org.freedesktop.Flatpak", "org.gimp.GIMP"],
+        capture_output=True,
+        text=True,
+    )
+    return (
+        "flatpak override set"
+        if done.returncode == 0
+        else f"flatpak override failed: {done.stderr.strip()}"
+    )
 
 
 BUNDLED_PYTHONS = [  # GIMP 3 installers that carry their own Python
@@ -183,7 +207,7 @@ BUNDLED_PYTHONS = [  # GIMP 3 installers that carry their own Python
 
 def gimp_python_for(plugins: Path) -> list[str] | None:
     """The command of the Python that runs GIMP's plug-ins for this folder, if it can be run."""
-    if ".var/app/org.gimp.GIMP" in str(plugins):
+    if FLATPAK_MARK in str(plugins):
         return (
             ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
             if shutil.which("flatpak")
@@ -245,7 +269,6 @@ def ensure_pyzmq(target: Path, interpreter: list[str] | None) -> str:
 
 def install_plugins(extra: list[Path], endpoint: str, vendor: bool) -> list[str]:
     written = []
-    config = plugin_config(endpoint)
     folders = plugin_folders(extra)
     if not folders:
         say(
@@ -264,12 +287,16 @@ def install_plugins(extra: list[Path], endpoint: str, vendor: bool) -> list[str]
         for source in (entry, PLUGIN_SRC / "colorize" / "colorize_client.py"):
             shutil.copy2(source, target / source.name)
         (target / entry.name).chmod(0o755)  # GIMP skips plug-ins that are not executable
+        flatpak = FLATPAK_MARK in str(plugins)
+        config = plugin_config(endpoint, flatpak)
         (target / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         note = (
             ensure_pyzmq(target, gimp_python_for(plugins))
             if vendor
             else "pyzmq vendoring skipped (--no-vendor)"
         )
+        if flatpak:
+            note += "; " + allow_flatpak_host_launch()
         say(f"GIMP {'3' if major == '3' else '2.10'} plug-in -> {target} ({note})")
         written.append(str(target))
     return written
@@ -407,6 +434,17 @@ def check() -> int:
 
 def uninstall() -> int:
     record = read_record()
+    if any(FLATPAK_MARK in p for p in record["plugins"]) and shutil.which("flatpak"):
+        subprocess.run(
+            [
+                "flatpak",
+                "override",
+                "--user",
+                "--no-talk-name=org.freedesktop.Flatpak",
+                "org.gimp.GIMP",
+            ],
+            capture_output=True,
+        )
     for path in [*record["plugins"], *record["created"], str(state_dir())]:
         target = Path(path)
         if target.is_dir():

@@ -68,8 +68,12 @@ def test_plugin_installed_in_every_gimp_folder(installed, folder, entry):
     ).read_text()
     config = json.loads((target / "colorize-config.json").read_text())
     assert config["endpoint"] == endpoint
-    assert Path(config["launcher"][0]) == VENV / "bin" / "colorize-backend"
-    assert config["launcher"][1:] == ["serve", "--endpoint", endpoint]
+    launcher = config["launcher"]
+    if ".var/app" in folder:  # Flatpak's sandboxed GIMP starts the daemon on the host
+        assert launcher[:2] == ["flatpak-spawn", "--host"]
+        launcher = launcher[2:]
+    assert Path(launcher[0]) == VENV / "bin" / "colorize-backend"
+    assert launcher[1:] == ["serve", "--endpoint", endpoint]
 
 
 def test_install_ends_with_a_colorized_sample(installed):
