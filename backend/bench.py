@@ -49,10 +49,10 @@ def _daemon_call(endpoint: str, pixels: np.ndarray):
     }
 
     def call():
-        sock.send_multipart([encode_header(header), pixels.tobytes()])
-        reply = sock.recv_multipart()
-        if b'"ok":true' not in reply[0]:
-            raise RuntimeError(reply[0].decode())
+        sock.send_multipart([encode_header(header), pixels], copy=False)
+        reply = sock.recv_multipart(copy=False)
+        if b'"ok":true' not in reply[0].bytes:
+            raise RuntimeError(reply[0].bytes.decode())
 
     return call, sock
 

@@ -59,10 +59,10 @@ class DaemonConfig:
 
 @dataclass
 class Job:
-    envelope: list[bytes]
+    envelope: list[zmq.Frame]
     header: dict[str, Any]
     request: ColorizeRequest
-    payload: list[bytes]
+    payload: list[memoryview]
     received: float
 
 
@@ -80,14 +80,14 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
-def as_array(frame: bytes, spec: ImageSpec) -> np.ndarray:
+def as_array(frame: bytes | memoryview, spec: ImageSpec) -> np.ndarray:
     """A validated pixel frame as a read-only [H, W, C] u8 view (no copy)."""
     return np.frombuffer(frame, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels)
 
 
-def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+def split_envelope(frames: list) -> tuple[list, list]:
     """ROUTER frames → (routing envelope incl. empty delimiter if any, message body)."""
-    if len(frames) > 1 and frames[1] == b"":
+    if len(frames) > 1 and len(frames[1]) == 0:
         return frames[:2], frames[2:]
     return frames[:1], frames[1:]
 
@@ -183,7 +183,7 @@ class Daemon:
                         if sock is front:
                             self._receive(front)
                         else:
-                            front.send_multipart(replies.recv_multipart(), copy=False)
+                            front.send_multipart(replies.recv_multipart(copy=False), copy=False)
                     except Exception:  # one bad message or vanished peer must not stop serving
                         LOG.exception("error while handling a message; still serving")
         finally:
@@ -197,12 +197,13 @@ class Daemon:
                 self._authenticator.stop()
 
     def _receive(self, front: zmq.Socket) -> None:
-        envelope, body = split_envelope(front.recv_multipart(copy=True))
+        # Zero-copy: pixel frames stay in ZeroMQ's buffers and are read through memoryviews.
+        envelope, body = split_envelope(front.recv_multipart(copy=False))
         request_id = None
         try:
             if not body:
                 raise ProtocolError("bad_frames", "message has no header frame")
-            header = decode_header(body[0])
+            header = decode_header(body[0].bytes)
             request_id = header.get("id")
             op = header["op"]
             if op == "hello":
@@ -210,8 +211,9 @@ class Daemon:
             elif op == "models":
                 self._reply(front, envelope, self.models(request_id))
             else:
-                request = parse_colorize(header, body[1:], self.config.max_pixels)
-                job = Job(envelope, header, request, body[1:], time.perf_counter())
+                payload = [frame.buffer for frame in body[1:]]
+                request = parse_colorize(header, payload, self.config.max_pixels)
+                job = Job(envelope, header, request, payload, time.perf_counter())
                 try:
                     self.jobs.put_nowait(job)
                 except queue.Full:
@@ -312,4 +314,4 @@ class Daemon:
             "provider": result.provider,
             "timings": timings,
         }
-        return header, [result.pixels.tobytes()]
+        return header, [result.pixels]  # sent zero-copy from the array

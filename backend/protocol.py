@@ -116,7 +116,7 @@ def _image_spec(raw: Any, what: str, max_pixels: int) -> ImageSpec:
 
 
 def parse_colorize(
-    header: dict[str, Any], payload: list[bytes], max_pixels: int
+    header: dict[str, Any], payload: list[bytes] | list[memoryview], max_pixels: int
 ) -> ColorizeRequest:
     """Validate a colorize request against its payload frames, allocating nothing."""
     image = _image_spec(header.get("image"), "image", max_pixels)
