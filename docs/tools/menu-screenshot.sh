@@ -17,7 +17,7 @@ sleep 6
 if [ -n "$FILTERS" ]; then xdotool mousemove $FILTERS click 1; sleep 2; fi
 if [ -n "$COLORIZE" ]; then xdotool mousemove $COLORIZE; sleep 2; fi
 if [ -n "$ITEM" ]; then xdotool mousemove $ITEM click 1; sleep 5; fi
-if [ -n "$OK" ]; then xdotool mousemove $OK click 1; sleep 8; fi
+if [ -n "$OK" ]; then xdotool mousemove $OK click 1; sleep 15; fi
 import -window root /tmp/shot.png
 kill \$GPID; sleep 1; kill -9 \$GPID 2>/dev/null; kill \$XPID
 SH
