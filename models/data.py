@@ -133,6 +133,6 @@ class LabBatches:
 def evaluation_batches(images: np.ndarray, batch_size: int):
     """Whole cached photos, in order, as (L, ab) batches for validation loss."""
     for start in range(0, len(images), batch_size):
-        photos = torch.from_numpy(np.asarray(images[start : start + batch_size]))
+        photos = torch.from_numpy(np.array(images[start : start + batch_size]))
         lab = rgb_to_lab(photos.permute(0, 3, 1, 2).float() / 255.0)
         yield lab[:, :1], lab[:, 1:]
