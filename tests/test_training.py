@@ -24,12 +24,25 @@ from tests.conftest import REPO  # noqa: E402
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """A dozen real training photos in two folders."""
+    """A dozen colour photos in two folders: real training photos where the dataset is beside
+    the checkout, else smooth synthetic colour fields."""
+    from PIL import Image
+
     root = tmp_path_factory.mktemp("photos")
+    dataset = REPO.parent / "shared/datasets/train"
+    rng = np.random.default_rng(0)
     for folder in ("lfw", "scenes"):
         (root / folder).mkdir()
-        for source in sorted((REPO.parent / "shared/datasets/train" / folder).iterdir())[:6]:
-            shutil.copy(source, root / folder / source.name)
+        if dataset.is_dir():
+            for source in sorted((dataset / folder).iterdir())[:6]:
+                shutil.copy(source, root / folder / source.name)
+            continue
+        for i in range(6):
+            y, x = np.mgrid[0:96, 0:96] / 96.0
+            colour = rng.random((3, 1, 1)) * np.stack([x, y, 1 - x * y]) * 255
+            Image.fromarray(colour.transpose(1, 2, 0).astype(np.uint8)).save(
+                root / folder / f"{i}.png"
+            )
     return root
 
 
