@@ -20,7 +20,7 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
 from backend.color import rgb_to_lab
-from backend.pipeline import colour_channels, network_size, resize_plane
+from backend.pipeline import alpha_channel, colour_channels, network_size, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
 BANDS = 5
@@ -44,11 +44,14 @@ class Reference:
         return "exemplar"
 
 
+def _as_rgb(colour: np.ndarray) -> np.ndarray:
+    """Grey (1 channel) or RGB (3) u8 → RGB, along the last axis."""
+    return colour if colour.shape[-1] == 3 else np.repeat(colour, 3, axis=-1)
+
+
 def reference_lab(pixels: np.ndarray, short_side: int = 256, multiple: int = 32) -> np.ndarray:
     """An exemplar photo as [h, w, 3] Lab at the network's working size (sides multiples)."""
-    rgb = colour_channels(pixels)
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
+    rgb = _as_rgb(colour_channels(pixels))
     w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
     planes = [resize_plane(rgb[..., c].astype(np.float32), w, h) for c in range(3)]
     return rgb_to_lab(np.clip(np.stack(planes, axis=-1) / 255.0, 0, 1))
@@ -86,14 +89,16 @@ def transfer_exemplar(
 def hints_at(reference: Reference, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Hint ab [H, W, 2] and mask [H, W] in source coordinates (mapped through the offsets)."""
     pixels = reference.pixels
-    alpha = pixels[..., -1] if pixels.shape[2] in (2, 4) else np.full(pixels.shape[:2], 255)
-    ys, xs = np.nonzero(alpha > 0)
+    alpha = alpha_channel(pixels)
+    ys, xs = (
+        np.nonzero(alpha[..., 0] > 0)
+        if alpha is not None
+        else np.indices(pixels.shape[:2]).reshape(2, -1)
+    )
     xs_src, ys_src = xs + reference.offset[0], ys + reference.offset[1]
     inside = (xs_src >= 0) & (xs_src < width) & (ys_src >= 0) & (ys_src < height)
     ys, xs, xs_src, ys_src = ys[inside], xs[inside], xs_src[inside], ys_src[inside]
-    rgb = colour_channels(pixels)[ys, xs]
-    if rgb.shape[1] == 1:
-        rgb = np.repeat(rgb, 3, axis=1)
+    rgb = _as_rgb(colour_channels(pixels)[ys, xs])
     ab = np.zeros((height, width, 2), dtype=np.float32)
     mask = np.zeros((height, width), dtype=bool)
     ab[ys_src, xs_src] = rgb_to_lab(rgb.astype(np.float32) / 255.0)[:, 1:]

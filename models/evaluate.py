@@ -28,6 +28,13 @@ from models.metrics import ab_entropy, colorfulness, psnr, ssim
 SIZE = 256
 
 
+def spread_subset(files: list[Path], limit: int | None) -> list[Path]:
+    """`limit` photos evenly spread over the (sorted) list, so every folder is represented."""
+    if not limit or limit >= len(files):
+        return files
+    return [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
+
+
 def ground_truth(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BICUBIC))
@@ -90,9 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--update-manifest", action="store_true")
     args = p.parse_args(argv)
-    files = list_images(args.data)
-    if args.limit and args.limit < len(files):
-        files = [files[i] for i in np.linspace(0, len(files) - 1, args.limit).astype(int)]
+    files = spread_subset(list_images(args.data), args.limit)
     engine = Engine(Manifest.load(), providers=["CPUExecutionProvider"], threads=args.threads)
     report = evaluate(engine, args.model, files)
     report["data"] = str(args.data)

@@ -21,7 +21,7 @@ from backend.engine import Engine
 from backend.guidance import Reference
 from backend.manifest import Manifest
 from models.data import list_images
-from models.evaluate import SIZE, grey_version, ground_truth
+from models.evaluate import SIZE, grey_version, ground_truth, spread_subset
 from models.metrics import psnr
 
 HINT_POINTS = 10
@@ -142,9 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         help="ignore installed hint/exemplar models: measure the model-free methods",
     )
     args = p.parse_args(argv)
-    pool = files = list_images(args.data)
-    if args.limit and args.limit < len(files):
-        files = [files[i] for i in np.linspace(0, len(files) - 1, args.limit).astype(int)]
+    pool = list_images(args.data)
+    files = spread_subset(pool, args.limit)
     manifest = Manifest.load()
     if args.fallback:
         auto = {name: e for name, e in manifest.entries.items() if e.kind == "auto"}

