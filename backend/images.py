@@ -37,13 +37,18 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
         image.save(path)
 
 
+def list_images(root: Path) -> list[Path]:
+    """All image files below root, sorted for reproducibility."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def expand_inputs(patterns: list[str]) -> list[Path]:
     """Files, folders (their images, recursively) and globs → sorted unique image paths."""
     found: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+            found.extend(list_images(path))
         elif path.is_file():
             found.append(path)
         else:

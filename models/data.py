@@ -16,15 +16,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from backend.images import list_images
 from models.color_torch import rgb_to_lab
 
 LOG = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def list_images(root: Path) -> list[Path]:
-    """All image files below root, sorted for reproducibility."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def is_grey(rgb: np.ndarray, tolerance: int = 3) -> bool:

@@ -1,7 +1,7 @@
 """Evaluate an exported ONNX colorizer through the backend's own pipeline.
 
 python -m models.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [--limit N]
-        [--update-manifest] [--grey-baseline]
+        [--manifest PATH] [--update-manifest]
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
 photo), colorized by backend.engine exactly as the daemon would, and compared
@@ -21,8 +21,8 @@ from PIL import Image
 
 from backend.color import lab_to_u8, rgb_to_lab
 from backend.engine import Engine
+from backend.images import list_images
 from backend.manifest import MANIFEST_PATH, Manifest
-from models.data import list_images
 from models.metrics import ab_entropy, colorfulness, psnr, ssim
 
 SIZE = 256
@@ -95,20 +95,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--limit", type=int, help="evaluate an evenly spread subset of this size")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--update-manifest", action="store_true")
+    p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
+    p.add_argument("--update-manifest", action="store_true", help="store the report in it")
     args = p.parse_args(argv)
     files = spread_subset(list_images(args.data), args.limit)
-    engine = Engine(Manifest.load(), providers=["CPUExecutionProvider"], threads=args.threads)
+    engine = Engine(
+        Manifest.load(args.manifest), providers=["CPUExecutionProvider"], threads=args.threads
+    )
     report = evaluate(engine, args.model, files)
     report["data"] = str(args.data)
     print(json.dumps(report, indent=2))
     if args.update_manifest:
         name = engine.manifest.resolve(args.model).name
-        data = json.loads(MANIFEST_PATH.read_text())
+        data = json.loads(args.manifest.read_text())
         for entry in data["models"]:
             if entry["name"] == name:
                 entry["metrics"] = report
-        MANIFEST_PATH.write_text(json.dumps(data, indent=2) + "\n")
+        args.manifest.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

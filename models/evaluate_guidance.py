@@ -19,12 +19,24 @@ from PIL import Image
 from backend.color import rgb_to_lab
 from backend.engine import Engine
 from backend.guidance import Reference
-from backend.manifest import Manifest
-from models.data import list_images
+from backend.images import list_images
+from backend.manifest import MANIFEST_PATH, Manifest
 from models.evaluate import SIZE, grey_version, ground_truth, spread_subset
 from models.metrics import psnr
+from models.sheet import draw_sheet
 
 HINT_POINTS = 10
+SHEET_LABELS = [
+    "grey input",
+    "automatic",
+    "exemplar: same photo",
+    "result",
+    "exemplar: other photo",
+    "result",
+    "10 hint dots",
+    "result",
+    "ground truth",
+]
 
 
 def recropped_and_flipped(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -119,16 +131,6 @@ def evaluate(
     return report, examples
 
 
-def contact_sheet(examples: list, path: Path) -> None:
-    tile = 160
-    columns = len(examples[0])
-    sheet = Image.new("RGB", (columns * tile, len(examples) * tile), "white")
-    for r, row in enumerate(examples):
-        for c, image in enumerate(row):
-            sheet.paste(Image.fromarray(image).resize((tile, tile)), (c * tile, r * tile))
-    sheet.save(path, optimize=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,10 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="ignore installed hint/exemplar models: measure the model-free methods",
     )
+    p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
     args = p.parse_args(argv)
     pool = list_images(args.data)
     files = spread_subset(pool, args.limit)
-    manifest = Manifest.load()
+    manifest = Manifest.load(args.manifest)
     if args.fallback:
         auto = {name: e for name, e in manifest.entries.items() if e.kind == "auto"}
         manifest = Manifest(auto, manifest.default)
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     report["method"] = "model-free" if args.fallback else "installed models where present"
     print(json.dumps(report, indent=2))
     if args.sheet:
-        contact_sheet(examples, args.sheet)
+        draw_sheet(SHEET_LABELS, examples, args.sheet)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""Labelled grids of equally sized RGB images, the pictures in models/README.md and docs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+TILE = 160
+LABEL_HEIGHT = 18
+
+
+def draw_sheet(labels: list[str], rows: list[list[np.ndarray]], path: Path) -> None:
+    """One column per label, one row per list of images; saved as an optimised PNG."""
+    sheet = Image.new("RGB", (len(labels) * TILE, LABEL_HEIGHT + len(rows) * TILE), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, label in enumerate(labels):
+        draw.text((c * TILE + 4, 3), label, fill="black")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            tile = Image.fromarray(image).resize((TILE, TILE))
+            sheet.paste(tile, (c * TILE, LABEL_HEIGHT + r * TILE))
+    sheet.save(path, optimize=True)
