@@ -53,14 +53,24 @@ class Result:
 
 
 class Engine:
-    """Runs colorizers from the manifest on u8 images; thread-safe session cache."""
+    """Runs colorizers from the manifest on u8 images; thread-safe session cache.
+
+    refine_hints: after a hint model, spread what is left between each hint and the model's
+    colour there with the edge-aware solve of backend.guidance (off only to measure the model
+    on its own).
+    """
 
     def __init__(
-        self, manifest: Manifest, providers: list[str] | None = None, threads: int | None = None
+        self,
+        manifest: Manifest,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        refine_hints: bool = True,
     ):
         self.manifest = manifest
         self.providers = providers or available_providers()
         self.threads = threads
+        self.refine_hints = refine_hints
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
 
@@ -157,13 +167,17 @@ class Engine:
     @staticmethod
     def _fallback_guidance(small_l, ab, reference, hints, strength) -> np.ndarray:
         """Model-free steering of the automatic ab (at the network's output size)."""
-        ab_h, ab_w = ab.shape[1:]
-        working_l = resize_plane(small_l, ab_w, ab_h)
         if hints is None:
+            working_l = resize_plane(small_l, ab.shape[2], ab.shape[1])
             return transfer_exemplar(working_l, ab, reference_lab(reference.pixels), strength)
+        return (1 - strength) * ab + strength * Engine._spread_hints(small_l, ab, hints)
+
+    @staticmethod
+    def _spread_hints(small_l, ab, hints) -> np.ndarray:
+        """ab moved to the hints at hinted cells, the change spread along lightness edges."""
+        ab_h, ab_w = ab.shape[1:]
         grid_ab, grid_mask = small_hints(*hints, ab_w, ab_h)
-        guided = propagate_hints(working_l, ab, grid_ab, grid_mask)
-        return (1 - strength) * ab + strength * guided
+        return propagate_hints(resize_plane(small_l, ab_w, ab_h), ab, grid_ab, grid_mask)
 
     def _guided_model(self, entry, small, reference, hints, strength) -> np.ndarray:
         """Run an exemplar or hint model; below full strength, blend with the automatic result."""
@@ -182,6 +196,8 @@ class Engine:
                     "hint_mask": grid_mask[None, None].astype(np.float32),
                 },
             )
+            if self.refine_hints:
+                ab = self._spread_hints(small[0, 0], ab, hints)
         if strength >= 1.0:
             return ab
         auto_entry = self.manifest.resolve(None, kind="auto")

@@ -144,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         help="ignore installed hint/exemplar models: measure the model-free methods",
     )
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
+    p.add_argument(
+        "--model-only",
+        action="store_true",
+        help="measure a hint model's own output, without the edge-aware refinement",
+    )
     args = p.parse_args(argv)
     pool = list_images(args.data)
     files = spread_subset(pool, args.limit)
@@ -151,10 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.fallback:
         auto = {name: e for name, e in manifest.entries.items() if e.kind == "auto"}
         manifest = Manifest(auto, manifest.default)
-    engine = Engine(manifest, providers=["CPUExecutionProvider"], threads=2)
+    engine = Engine(
+        manifest, providers=["CPUExecutionProvider"], threads=2, refine_hints=not args.model_only
+    )
     report, examples = evaluate(engine, files, pool, sheet_rows=6 if args.sheet else 0)
     report["data"] = str(args.data)
-    report["method"] = "model-free" if args.fallback else "installed models where present"
+    report["method"] = (
+        "model-free"
+        if args.fallback
+        else "installed models where present" + (", hint model alone" if args.model_only else "")
+    )
     print(json.dumps(report, indent=2))
     if args.sheet:
         draw_sheet(SHEET_LABELS, examples, args.sheet)

@@ -91,3 +91,19 @@ def test_a_guided_model_refuses_the_wrong_reference(tmp_path, photo):
     engine = Engine(Manifest.load(write_manifest(tmp_path, guided=True)), threads=1)
     with pytest.raises(ValueError, match="needs an exemplar photo"):
         engine.colorize(photo[..., :1], model="exemplar")
+
+
+def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_path):
+    """The test hint model colours only the cell holding the hint; refinement spreads it."""
+    manifest = Manifest.load(write_manifest(tmp_path, guided=True))
+    grey = np.full((256, 256, 1), 128, np.uint8)  # one flat region
+    dots = np.zeros((256, 256, 4), np.uint8)
+    dots[120:124, 120:124] = (220, 30, 30, 255)
+    redness = {}
+    for refine in (True, False):
+        engine = Engine(manifest, threads=1, refine_hints=refine)
+        result = engine.colorize(grey, reference=Reference(dots, "hints"))
+        lab = rgb_to_lab(result.pixels.astype(np.float32) / 255)
+        assert lab[122, 122, 1] > 40  # the painted pixels keep their colour either way
+        redness[refine] = lab[122, 170, 1]  # three network cells to the right
+    assert redness[True] > 20 and abs(redness[False]) < 2
