@@ -22,7 +22,7 @@ from PIL import Image
 from backend.color import lab_to_u8, rgb_to_lab
 from backend.engine import Engine
 from backend.images import list_images
-from backend.manifest import MANIFEST_PATH, Manifest
+from backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
 from models.metrics import ab_entropy, colorfulness, psnr, ssim
 
 SIZE = 256
@@ -46,6 +46,26 @@ def grey_version(rgb: np.ndarray) -> np.ndarray:
     return lab_to_u8(lightness, np.zeros(lightness.shape + (2,), np.float32))[..., :1]
 
 
+def cpu_latency(engine: Engine, entry: ModelEntry) -> dict:
+    """Median network time (ms) at 256² and 512², batch 1, for a model of any kind."""
+    latency = {}
+    for side in (256, 512):
+        inputs = {"L": np.full((1, 1, side, side), 50.0, np.float32)}
+        if entry.kind == "hint":
+            inputs["hint_ab"] = np.zeros((1, 2, side, side), np.float32)
+            inputs["hint_mask"] = np.zeros((1, 1, side, side), np.float32)
+        elif entry.kind == "exemplar":
+            inputs["ref_lab"] = np.zeros((1, 3, side, side), np.float32)
+        engine.run_model(entry, inputs)
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            engine.run_model(entry, inputs)
+            times.append(time.perf_counter() - started)
+        latency[f"cpu_ms_{side}"] = round(statistics.median(times) * 1000, 1)
+    return latency
+
+
 def evaluate(engine: Engine, model: str | None, files: list[Path]) -> dict:
     rows = []
     for path in files:
@@ -63,17 +83,7 @@ def evaluate(engine: Engine, model: str | None, files: list[Path]) -> dict:
             }
         )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    entry = engine.manifest.resolve(model, kind="auto")
-    latency = {}
-    for side in (256, 512):
-        lightness = np.full((1, 1, side, side), 50.0, np.float32)
-        engine.predict_ab(entry, lightness)
-        times = []
-        for _ in range(10):
-            started = time.perf_counter()
-            engine.predict_ab(entry, lightness)
-            times.append(time.perf_counter() - started)
-        latency[f"cpu_ms_{side}"] = round(statistics.median(times) * 1000, 1)
+    latency = cpu_latency(engine, engine.manifest.resolve(model, kind="auto"))
     return {
         "photos": len(rows),
         "psnr_db": round(mean["psnr"], 2),

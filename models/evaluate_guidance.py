@@ -21,7 +21,7 @@ from backend.engine import Engine
 from backend.guidance import Reference
 from backend.images import list_images
 from backend.manifest import MANIFEST_PATH, Manifest
-from models.evaluate import SIZE, grey_version, ground_truth, spread_subset
+from models.evaluate import SIZE, cpu_latency, grey_version, ground_truth, spread_subset
 from models.metrics import psnr
 from models.sheet import draw_sheet
 
@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> None:
         manifest, providers=["CPUExecutionProvider"], threads=2, refine_hints=not args.model_only
     )
     report, examples = evaluate(engine, files, pool, sheet_rows=6 if args.sheet else 0)
+    for kind in ("exemplar", "hint"):
+        entry = engine.manifest.find_kind(kind)
+        if entry is not None:
+            report[f"{kind}_model"] = {"name": entry.name, **cpu_latency(engine, entry)}
     report["data"] = str(args.data)
     report["method"] = (
         "model-free"

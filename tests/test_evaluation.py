@@ -53,6 +53,7 @@ def test_guidance_evaluation_uses_the_installed_guided_models(photo_folder, tmp_
     assert report["photos"] == 6
     # painted dots come back in their own colour through the hint model's path
     assert report["hinted_pixels_mean_delta_e"] < 3
+    assert report["exemplar_model"]["name"] == "exemplar" and report["hint_model"]["cpu_ms_512"] > 0
 
 
 def test_contact_sheet_has_a_column_per_model(photo_folder, tmp_path, capsys):
