@@ -46,16 +46,24 @@ def grey_version(rgb: np.ndarray) -> np.ndarray:
     return lab_to_u8(lightness, np.zeros(lightness.shape + (2,), np.float32))[..., :1]
 
 
+def example_inputs(kind: str, height: int, width: int, lightness: float = 50.0) -> dict:
+    """Inputs of the ONNX contract for a model kind: flat L, no hints, a grey reference."""
+    inputs = {"L": np.full((1, 1, height, width), lightness, np.float32)}
+    if kind == "hint":
+        inputs["hint_ab"] = np.zeros((1, 2, height, width), np.float32)
+        inputs["hint_mask"] = np.zeros((1, 1, height, width), np.float32)
+    elif kind == "exemplar":
+        inputs["ref_lab"] = np.concatenate(
+            [inputs["L"], np.zeros((1, 2, height, width), np.float32)], axis=1
+        )
+    return inputs
+
+
 def cpu_latency(engine: Engine, entry: ModelEntry) -> dict:
     """Median network time (ms) at 256² and 512², batch 1, for a model of any kind."""
     latency = {}
     for side in (256, 512):
-        inputs = {"L": np.full((1, 1, side, side), 50.0, np.float32)}
-        if entry.kind == "hint":
-            inputs["hint_ab"] = np.zeros((1, 2, side, side), np.float32)
-            inputs["hint_mask"] = np.zeros((1, 1, side, side), np.float32)
-        elif entry.kind == "exemplar":
-            inputs["ref_lab"] = np.zeros((1, 3, side, side), np.float32)
+        inputs = example_inputs(entry.kind, side, side)
         engine.run_model(entry, inputs)
         times = []
         for _ in range(10):

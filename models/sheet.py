@@ -12,7 +12,7 @@ LABEL_HEIGHT = 18
 
 
 def draw_sheet(labels: list[str], rows: list[list[np.ndarray]], path: Path) -> None:
-    """One column per label, one row per list of images; saved as an optimised PNG."""
+    """One column per label, one row per list of images; PNG, or JPEG by the path's suffix."""
     sheet = Image.new("RGB", (len(labels) * TILE, LABEL_HEIGHT + len(rows) * TILE), "white")
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(labels):
@@ -21,4 +21,6 @@ def draw_sheet(labels: list[str], rows: list[list[np.ndarray]], path: Path) -> N
         for c, image in enumerate(row):
             tile = Image.fromarray(image).resize((TILE, TILE))
             sheet.paste(tile, (c * TILE, LABEL_HEIGHT + r * TILE))
-    sheet.save(path, optimize=True)
+    sheet.save(
+        path, optimize=True, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {})
+    )

@@ -7,7 +7,10 @@ import onnxruntime as ort
 import pytest
 
 from backend.engine import Engine
+from backend.guidance import Reference
 from backend.manifest import MANIFEST_PATH, Manifest
+from models.evaluate import example_inputs, grey_version
+from models.metrics import psnr
 
 MANIFEST = Manifest.load(MANIFEST_PATH)
 
@@ -24,9 +27,10 @@ def test_model_follows_the_contract(name):
     assert {"training_data", "license", "metrics"} <= set(entry.extra)
     session = ort.InferenceSession(str(entry.path), providers=["CPUExecutionProvider"])
     inputs = {i.name: i for i in session.get_inputs()}
-    assert "L" in inputs and [o.name for o in session.get_outputs()] == ["ab"]
+    assert set(inputs) == set(example_inputs(entry.kind, 8, 8))
+    assert [o.name for o in session.get_outputs()] == ["ab"]
     for h, w in ((256, 256), (256, 352)):  # dynamic spatial size, as the pipeline needs
-        (ab,) = session.run(["ab"], {"L": np.full((1, 1, h, w), 60.0, np.float32)})
+        (ab,) = session.run(["ab"], example_inputs(entry.kind, h, w, lightness=60.0))
         assert ab.shape[:2] == (1, 2) and h % ab.shape[2] == 0 and w % ab.shape[3] == 0
         assert np.isfinite(ab).all() and np.abs(ab).max() < 128
 
@@ -35,3 +39,18 @@ def test_default_model_colors_the_sample(photo):
     result = Engine(MANIFEST, providers=["CPUExecutionProvider"]).colorize(photo[..., :1])
     rgb = result.pixels.astype(int)
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3
+
+
+@pytest.mark.skipif(MANIFEST.find_kind("exemplar") is None, reason="no exemplar model shipped")
+def test_shipped_exemplar_model_takes_the_colours_of_its_reference(photo):
+    """A colour version of the sample, flipped, as the exemplar: the result must come much
+    closer to that colour version than the automatic colorization does."""
+    y, x = np.mgrid[0 : photo.shape[0], 0 : photo.shape[1]] / max(photo.shape[:2])
+    tint = np.stack([0.55 + 0.45 * x, 0.8 - 0.2 * y, 0.45 + 0.5 * y], axis=-1)
+    truth = (photo[..., :1] * tint).astype(np.uint8)
+    engine = Engine(MANIFEST, providers=["CPUExecutionProvider"], threads=2)
+    grey = grey_version(truth)
+    auto = engine.colorize(grey).pixels
+    guided = engine.colorize(grey, reference=Reference(truth[:, ::-1].copy(), "exemplar"))
+    assert guided.model == MANIFEST.find_kind("exemplar").name
+    assert psnr(guided.pixels, truth) > psnr(auto, truth) + 2
