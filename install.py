@@ -182,15 +182,21 @@ def plugin_config(endpoint: str, flatpak: bool = False) -> dict:
     }
 
 
-def allow_flatpak_host_launch() -> str:
-    """Let Flatpak's GIMP run flatpak-spawn --host (a per-user override, undone on uninstall)."""
-    if not shutil.which("flatpak"):
-        return "flatpak not found: start the daemon yourself (colorize-backend serve)"
-    done = subprocess.run(
-        ["flatpak", "override", "--user", "--talk-name=org.freedesktop.Flatpak", "org.gimp.GIMP"],
+def flatpak_host_launch(allow: bool) -> subprocess.CompletedProcess:
+    """Let Flatpak's GIMP run flatpak-spawn --host, or take that back (a per-user override)."""
+    talk = "--talk-name" if allow else "--no-talk-name"
+    return subprocess.run(
+        ["flatpak", "override", "--user", f"{talk}=org.freedesktop.Flatpak", "org.gimp.GIMP"],
         capture_output=True,
         text=True,
     )
+
+
+def allow_flatpak_host_launch() -> str:
+    """Set the override on install (undone on uninstall); says how it went."""
+    if not shutil.which("flatpak"):
+        return "flatpak not found: start the daemon yourself (colorize-backend serve)"
+    done = flatpak_host_launch(allow=True)
     return (
         "flatpak override set"
         if done.returncode == 0
@@ -435,16 +441,7 @@ def check() -> int:
 def uninstall() -> int:
     record = read_record()
     if any(FLATPAK_MARK in p for p in record["plugins"]) and shutil.which("flatpak"):
-        subprocess.run(
-            [
-                "flatpak",
-                "override",
-                "--user",
-                "--no-talk-name=org.freedesktop.Flatpak",
-                "org.gimp.GIMP",
-            ],
-            capture_output=True,
-        )
+        flatpak_host_launch(allow=False)
     for path in [*record["plugins"], *record["created"], str(state_dir())]:
         target = Path(path)
         if target.is_dir():

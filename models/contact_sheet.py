@@ -1,6 +1,6 @@
 """Side-by-side picture of every model in a manifest on the same validation photos.
 
-python -m models.contact_sheet --data ../shared/datasets/val --out docs/model-zoo.png
+python -m models.contact_sheet --data ../shared/datasets/val --out docs/model-zoo.jpg
         [--manifest PATH] [--photos 12]
 
 Rows are photos spread over the folders; columns are the grey input, each

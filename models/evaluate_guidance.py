@@ -165,11 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         if entry is not None:
             report[f"{kind}_model"] = {"name": entry.name, **cpu_latency(engine, entry)}
     report["data"] = str(args.data)
-    report["method"] = (
-        "model-free"
-        if args.fallback
-        else "installed models where present" + (", hint model alone" if args.model_only else "")
-    )
+    report["method"] = "model-free" if args.fallback else "installed models where present"
+    report["hint_refinement"] = not args.model_only
     print(json.dumps(report, indent=2))
     if args.sheet:
         draw_sheet(SHEET_LABELS, examples, args.sheet)
