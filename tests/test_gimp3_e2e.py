@@ -21,8 +21,8 @@ import pytest
 
 from backend.color import lightness_from_u8, rgb_to_lab
 from backend.doctor import probe_daemon
-from models.metrics import colorfulness
 from tests.conftest import REPO, free_port
+from training.metrics import colorfulness
 
 pytestmark = pytest.mark.gimp
 CHROOT = Path(os.environ.get("GIMP3_CHROOT", "/var/tmp/colorize-gimp3"))

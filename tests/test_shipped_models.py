@@ -9,8 +9,8 @@ import pytest
 from backend.engine import Engine
 from backend.guidance import Reference
 from backend.manifest import MANIFEST_PATH, Manifest
-from models.evaluate import example_inputs, grey_version
-from models.metrics import psnr
+from training.evaluate import example_inputs, grey_version
+from training.metrics import psnr
 
 MANIFEST = Manifest.load(MANIFEST_PATH)
 

@@ -17,9 +17,9 @@ pytest.importorskip("efficientnet_lite_pytorch")
 from backend.engine import Engine  # noqa: E402
 from backend.guidance import Reference  # noqa: E402
 from backend.manifest import Manifest  # noqa: E402
-from models import export, train  # noqa: E402
-from models.arch import ARCHITECTURES  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
+from training import export, train  # noqa: E402
+from training.arch import ARCHITECTURES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_torch_lab_conversion_matches_scikit_image():
     import skimage.color
     import torch
 
-    from models.color_torch import rgb_to_lab
+    from training.color_torch import rgb_to_lab
 
     rgb = np.random.default_rng(3).random((2, 3, 16, 16)).astype(np.float32)
     expected = skimage.color.rgb2lab(rgb.transpose(0, 2, 3, 1).astype(np.float64))
@@ -110,7 +110,7 @@ def test_torch_lab_conversion_matches_scikit_image():
 def test_batches_are_random_crops_of_the_cached_photos():
     import torch
 
-    from models.data import LabBatches
+    from training.data import LabBatches
 
     photos = np.zeros((4, 40, 40, 3), np.uint8)
     photos[:, :, :20] = (200, 30, 30)  # left half red, right half blue

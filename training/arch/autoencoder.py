@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.arch.layers import conv_bn_relu
+from training.arch.layers import conv_bn_relu
 
 AB_SCALE = 110.0
 

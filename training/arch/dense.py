@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.arch.backbone import EMBEDDING_CHANNELS, EfficientNetLite0Features
-from models.arch.layers import conv_bn_relu
+from training.arch.backbone import EMBEDDING_CHANNELS, EfficientNetLite0Features
+from training.arch.layers import conv_bn_relu
 
 AB_SCALE = 110.0
 NUM_CLASSES = 1000

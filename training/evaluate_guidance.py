@@ -1,6 +1,6 @@
 """Measure how much a reference layer steers the colour, through the backend's pipeline.
 
-python -m models.evaluate_guidance --data ../shared/datasets/val [--limit N] [--sheet PNG]
+python -m training.evaluate_guidance --data ../shared/datasets/val [--limit N] [--sheet PNG]
 
 For each photo (256x256): the automatic result; an exemplar made from the same
 photo (re-cropped and flipped); an exemplar that is another photo of the same
@@ -21,9 +21,9 @@ from backend.engine import Engine
 from backend.guidance import Reference
 from backend.images import list_images
 from backend.manifest import MANIFEST_PATH, Manifest
-from models.evaluate import SIZE, cpu_latency, grey_version, ground_truth, spread_subset
-from models.metrics import psnr
-from models.sheet import draw_sheet
+from training.evaluate import SIZE, cpu_latency, grey_version, ground_truth, spread_subset
+from training.metrics import psnr
+from training.sheet import draw_sheet
 
 HINT_POINTS = 10
 SHEET_LABELS = [

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.arch.layers import conv_bn_relu, upsample_like
+from training.arch.layers import conv_bn_relu, upsample_like
 
 AB_SCALE = 110.0
 FEATURES = 96

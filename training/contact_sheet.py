@@ -1,6 +1,6 @@
 """Side-by-side picture of every model in a manifest on the same validation photos.
 
-python -m models.contact_sheet --data ../shared/datasets/val --out docs/model-zoo.jpg
+python -m training.contact_sheet --data ../shared/datasets/val --out docs/model-zoo.jpg
         [--manifest PATH] [--photos 12]
 
 Rows are photos spread over the folders; columns are the grey input, each
@@ -20,9 +20,9 @@ from backend.engine import Engine
 from backend.guidance import Reference
 from backend.images import list_images
 from backend.manifest import MANIFEST_PATH, Manifest
-from models.evaluate import grey_version, ground_truth, spread_subset
-from models.evaluate_guidance import point_hints, recropped_and_flipped
-from models.sheet import draw_sheet
+from training.evaluate import grey_version, ground_truth, spread_subset
+from training.evaluate_guidance import point_hints, recropped_and_flipped
+from training.sheet import draw_sheet
 
 
 def columns_for(manifest: Manifest) -> list[tuple[str, str]]:

@@ -21,37 +21,37 @@ class Architecture:
 
 
 def _fusion(num_bins: int) -> nn.Module:
-    from models.arch.fusion import FusionColorizer
+    from training.arch.fusion import FusionColorizer
 
     return FusionColorizer(num_bins)
 
 
 def _autoencoder(num_bins: int) -> nn.Module:
-    from models.arch.autoencoder import EncoderDecoderColorizer
+    from training.arch.autoencoder import EncoderDecoderColorizer
 
     return EncoderDecoderColorizer()
 
 
 def _classification(num_bins: int) -> nn.Module:
-    from models.arch.classification import ClassificationColorizer
+    from training.arch.classification import ClassificationColorizer
 
     return ClassificationColorizer(num_bins)
 
 
 def _dense(num_bins: int) -> nn.Module:
-    from models.arch.dense import DenseDualStreamColorizer
+    from training.arch.dense import DenseDualStreamColorizer
 
     return DenseDualStreamColorizer()
 
 
 def _exemplar(num_bins: int) -> nn.Module:
-    from models.arch.exemplar import ExemplarColorizer
+    from training.arch.exemplar import ExemplarColorizer
 
     return ExemplarColorizer()
 
 
 def _user_hint(num_bins: int) -> nn.Module:
-    from models.arch.user_hint import UserHintColorizer
+    from training.arch.user_hint import UserHintColorizer
 
     return UserHintColorizer(num_bins)
 

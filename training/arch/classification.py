@@ -3,7 +3,7 @@
 A plain VGG-style CNN, narrower than the paper's for CPU speed: strided convs to
 1/8, dilated convolutions for context, one upsampling step, and a 1x1 head that
 scores every quantised ab bin at 1/4 resolution. Class rebalancing and the
-annealed mean come from models/bins.py and the exported graph.
+annealed mean come from training/bins.py and the exported graph.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.arch.layers import conv_bn_relu
+from training.arch.layers import conv_bn_relu
 
 
 class ClassificationColorizer(nn.Module):

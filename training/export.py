@@ -1,6 +1,6 @@
 """Export a trained checkpoint to ONNX following the model contract and list it in the manifest.
 
-python -m models.export CHECKPOINT --name NAME [--fp16]
+python -m training.export CHECKPOINT --name NAME [--fp16]
 
 The exported graph takes `L` (CIE L, 0..100) and returns `ab`: bin decoding
 and the annealed mean live inside it, so the backend runs every model alike.
@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from backend.manifest import MANIFEST_PATH, sha256_of
-from models.arch import ARCHITECTURES
-from models.bins import AnnealedMean
+from training.arch import ARCHITECTURES
+from training.bins import AnnealedMean
 
 
 class ExportedColorizer(nn.Module):

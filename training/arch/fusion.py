@@ -4,7 +4,7 @@ A small encoder trained from scratch reads the lightness at full detail; the
 pretrained EfficientNet-Lite0 supplies semantics: its pooled 1280-d embedding
 is broadcast and fused at the bottleneck, and its intermediate maps feed a
 U-Net-style decoder. The head predicts a distribution over quantised ab bins
-(see models/bins.py) at 1/4 resolution.
+(see training/bins.py) at 1/4 resolution.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.arch.backbone import EMBEDDING_CHANNELS, TAP_CHANNELS, EfficientNetLite0Features
-from models.arch.layers import conv_bn_relu, upsample_like
+from training.arch.backbone import EMBEDDING_CHANNELS, TAP_CHANNELS, EfficientNetLite0Features
+from training.arch.layers import conv_bn_relu, upsample_like
 
 
 class FusionColorizer(nn.Module):

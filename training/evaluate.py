@@ -1,6 +1,6 @@
 """Evaluate an exported ONNX colorizer through the backend's own pipeline.
 
-python -m models.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [--limit N]
+python -m training.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [--limit N]
         [--manifest PATH] [--update-manifest]
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
@@ -23,7 +23,7 @@ from backend.color import lab_to_u8, rgb_to_lab
 from backend.engine import Engine
 from backend.images import list_images
 from backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
-from models.metrics import ab_entropy, colorfulness, psnr, ssim
+from training.metrics import ab_entropy, colorfulness, psnr, ssim
 
 SIZE = 256
 
@@ -70,7 +70,7 @@ def cpu_latency(engine: Engine, entry: ModelEntry) -> dict:
             started = time.perf_counter()
             engine.run_model(entry, inputs)
             times.append(time.perf_counter() - started)
-        latency[f"cpu_ms_{side}"] = round(statistics.median(times) * 1000, 1)
+        latency[f"cpu_ms_{side}"] = round(statistics.median(times) * 1000, 2)
     return latency
 
 

@@ -1,6 +1,6 @@
-"""Training entry point: python -m models.train --arch NAME --data DIR --out DIR.
+"""Training entry point: python -m training.train --arch NAME --data DIR --out DIR.
 
-One loop for every colorizer in models.arch: bin classifiers learn from
+One loop for every colorizer in training.arch: bin classifiers learn from
 soft-encoded targets with class-rebalanced cross-entropy, regressors from a
 Huber loss on ab; hint networks get simulated hints, exemplar networks a second
 view of each photo. Cosine learning rate, periodic checkpoints, resume, and
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.arch import ARCHITECTURES, Architecture
-from models.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
-from models.data import LabBatches, build_cache, evaluation_batches
-from models.hints import simulate_hints
-from models.teacher import ImageNetTeacher
+from training.arch import ARCHITECTURES, Architecture
+from training.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
+from training.data import LabBatches, build_cache, evaluation_batches
+from training.hints import simulate_hints
+from training.teacher import ImageNetTeacher
 
-LOG = logging.getLogger("models.train")
+LOG = logging.getLogger("training.train")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from backend.images import list_images
-from models.color_torch import rgb_to_lab
+from training.color_torch import rgb_to_lab
 
 LOG = logging.getLogger(__name__)
 

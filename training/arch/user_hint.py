@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.arch.fusion import FusionColorizer
-from models.arch.layers import conv_bn_relu
+from training.arch.fusion import FusionColorizer
+from training.arch.layers import conv_bn_relu
 
 AB_SCALE = 110.0
 SPREAD_WINDOWS = (8, 16, 32)  # pixels; input sides are multiples of 32

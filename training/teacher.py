@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.arch.backbone import efficientnet_lite0, lite_normalise
+from training.arch.backbone import efficientnet_lite0, lite_normalise
 
 
 class ImageNetTeacher(nn.Module):
