@@ -110,12 +110,12 @@ def test_torch_lab_conversion_matches_scikit_image():
 def test_batches_are_random_crops_of_the_cached_photos():
     import torch
 
-    from training.data import LabBatches
+    from training.data import LabBatches, PhotoSet
 
     photos = np.zeros((4, 40, 40, 3), np.uint8)
     photos[:, :, :20] = (200, 30, 30)  # left half red, right half blue
     photos[:, :, 20:] = (30, 30, 200)
-    batches = LabBatches(photos, crop=16, batch_size=4, extra="reference")
+    batches = LabBatches(PhotoSet.of(photos), crop=16, batch_size=4, extra="reference")
     lightness, ab, reference = batches.batch(torch.arange(4))
     assert lightness.shape == (4, 1, 16, 16) and ab.shape == (4, 2, 16, 16)
     assert reference.shape == (4, 3, 16, 16)

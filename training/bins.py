@@ -75,3 +75,11 @@ class AnnealedMean(nn.Module):
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(logits / self.temperature, dim=1)
         return torch.einsum("nqhw,qc->nchw", probs, self.centres)
+
+
+def bin_prior(ab_samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Empirical probability of given bins (their grid cells) in the samples, add-one smoothed."""
+    side = int(2 * AB_RANGE / GRID) + 1
+    counts = np.bincount(cell_index(ab_samples.reshape(-1, 2)), minlength=side * side)
+    kept = counts[cell_index(centres)] + 1.0
+    return (kept / kept.sum()).astype(np.float32)

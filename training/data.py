@@ -1,14 +1,18 @@
-"""Training photos as Lab tensors: folder scan, grey filtering, cached decode, augmentation.
+"""Training photos as Lab tensors: cached decode per source, weighted sampling, augmentation.
 
-Decoding thousands of JPEGs every epoch would dominate CPU training time, so
-each image is decoded once, resized to a fixed square and cached as u8 RGB in
-a .npy file; augmentation then works on the cache.
+Decoding tens of thousands of JPEGs every epoch would dominate CPU training time, so
+each photo is decoded once, resized to a fixed square and cached as u8 RGB in one
+.npy file per source folder (memory-mapped afterwards); augmentation then works on
+the cache. Photos are drawn by the group shares of training.sources.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from backend.images import list_images
+from backend.images import IMAGE_SUFFIXES, list_images
 from training.color_torch import rgb_to_lab
+from training.sources import sampling_probabilities
 
 LOG = logging.getLogger(__name__)
 
@@ -35,38 +40,105 @@ def load_square(path: Path, size: int) -> np.ndarray:
         im = im.convert("RGB")
         scale = size / min(im.size)
         w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
-        im = im.resize((w, h), Image.BICUBIC)
+        im = im.resize((w, h), Image.BICUBIC, reducing_gap=3.0)
         left, top = (w - size) // 2, (h - size) // 2
         return np.asarray(im.crop((left, top, left + size, top + size)))
 
 
-def build_cache(root: Path, size: int, cache_dir: Path) -> np.ndarray:
-    """Return an [N, size, size, 3] u8 array of the colour photos under root."""
-    files = list_images(root)
+def _load_colour_square(job: tuple[Path, int]) -> np.ndarray | None:
+    rgb = load_square(*job)
+    return None if is_grey(rgb) else rgb
+
+
+def source_folders(root: Path) -> dict[str, list[Path]]:
+    """Photos per source: each sub-folder of root is a source; loose files form one named
+    after root."""
+    root = Path(root)
+    sources = {}
+    loose = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if loose:
+        sources[root.name] = loose
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = list_images(folder)
+        if files:
+            sources[folder.name] = files
+    return sources
+
+
+def cached_source(name: str, files: list[Path], size: int, cache_dir: Path) -> np.ndarray:
+    """[N, size, size, 3] u8 of the colour photos among files, decoded once and memory-mapped."""
     key = hashlib.sha1(("\n".join(map(str, files)) + f"|{size}").encode()).hexdigest()[:12]
-    cache = Path(cache_dir) / f"{Path(root).name}-{size}-{key}.npy"
-    if cache.exists():
-        return np.load(cache, mmap_mode="r")
-    images, skipped = [], 0
-    for path in files:
-        rgb = load_square(path, size)
-        if is_grey(rgb):
-            skipped += 1
-            continue
-        images.append(rgb)
-    LOG.info("cached %d photos from %s (%d grey skipped)", len(images), root, skipped)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    array = np.stack(images)
-    np.save(cache, array)
-    return array
+    cache = Path(cache_dir) / f"{name}-{size}-{key}.npy"
+    if not cache.exists():
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            decoded = list(pool.map(_load_colour_square, ((f, size) for f in files), chunksize=64))
+        kept = [rgb for rgb in decoded if rgb is not None]
+        LOG.info(
+            "cached %d photos of %s (%d grey skipped)", len(kept), name, len(files) - len(kept)
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npy")
+        np.save(partial, np.stack(kept) if kept else np.zeros((0, size, size, 3), np.uint8))
+        partial.replace(cache)
+    return np.load(cache, mmap_mode="r")
+
+
+@dataclass
+class PhotoSet:
+    """Cached square photos of one or more data roots, and the source each photo came from."""
+
+    arrays: list[np.ndarray]  # per source: [n, S, S, 3] u8
+    names: list[str]  # per source: folder name
+
+    @classmethod
+    def load(cls, roots: list[Path], size: int, cache_dir: Path) -> PhotoSet:
+        arrays, names = [], []
+        for root in roots:
+            for name, files in source_folders(root).items():
+                arrays.append(cached_source(name, files, size, cache_dir))
+                names.append(name)
+        return cls(arrays, names)
+
+    @classmethod
+    def of(cls, images: np.ndarray, name: str = "photos") -> PhotoSet:
+        return cls([images], [name])
+
+    def __post_init__(self) -> None:
+        counts = [len(a) for a in self.arrays]
+        self.sources = np.repeat(np.arange(len(counts)), counts)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])[:-1].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Photos by global index, as one [B, S, S, 3] u8 array in the order asked."""
+        indices = np.asarray(indices, dtype=np.int64)
+        sources = self.sources[indices]
+        out = np.empty((len(indices), *self.arrays[0].shape[1:]), np.uint8)
+        for source in np.unique(sources):
+            here = np.flatnonzero(sources == source)
+            local = indices[here] - self.offsets[source]
+            order = np.argsort(local)  # sorted reads are kinder to a memory-mapped file
+            out[here[order]] = self.arrays[source][local[order]]
+        return out
+
+    def spread(self, limit: int | None) -> np.ndarray:
+        """`limit` indices spread evenly over every source (all of them without a limit)."""
+        if not limit or limit >= len(self):
+            return np.arange(len(self))
+        return np.linspace(0, len(self) - 1, limit).astype(np.int64)
+
+    def probabilities(self) -> np.ndarray:
+        return sampling_probabilities(self.sources, self.names)
 
 
 class LabBatches:
     """Random-crop, flip and rescale cached photos into Lab training batches, on `device`.
 
-    The whole cache lives on the device as u8 and every batch is cropped with one
-    affine grid sample and converted to Lab there, so a GPU is not starved by
-    per-image work on the CPU.
+    An epoch is len(photos) draws by the sources' group shares (with replacement), in a fixed
+    order per seed, so a resumed run continues the same sequence. Every batch is cropped with
+    one affine grid sample and converted to Lab on the device.
 
     `extra` adds a third tensor to each batch: "reference", a second, independently
     cropped and flipped view of every photo in Lab (what an exemplar-guided network
@@ -75,33 +147,38 @@ class LabBatches:
 
     def __init__(
         self,
-        images: np.ndarray,
+        photos: PhotoSet,
         crop: int,
         batch_size: int,
         extra: str | None = None,
         device: str | torch.device = "cpu",
+        min_scale: float = 0.6,
     ):
-        self.images = torch.from_numpy(np.array(images)).to(device)  # copy out of the mmap
+        self.photos = photos
         self.crop = crop
         self.batch_size = batch_size
         self.extra = extra
+        self.device = torch.device(device)
+        self.min_scale = min_scale
+        self.probabilities = torch.from_numpy(photos.probabilities())
         self.generator = torch.Generator(device="cpu")
 
     def __len__(self) -> int:
-        return len(self.images) // self.batch_size
+        return len(self.photos) // self.batch_size
 
     def epoch(self, seed: int, skip: int = 0):
-        """The batches of one epoch (a fixed shuffle per seed), from batch `skip` on."""
+        """The batches of one epoch (a fixed draw per seed), from batch `skip` on."""
         self.generator.manual_seed(seed)
-        order = torch.randperm(len(self.images), generator=self.generator)
-        for start in range(
-            skip * self.batch_size, len(order) - self.batch_size + 1, self.batch_size
-        ):
-            yield self.batch(order[start : start + self.batch_size])
+        draws = torch.multinomial(
+            self.probabilities, len(self) * self.batch_size, True, generator=self.generator
+        )
+        for start in range(skip * self.batch_size, len(draws), self.batch_size):
+            yield self.batch(draws[start : start + self.batch_size])
 
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) plus the `extra` tensor if one is asked for."""
-        photos = self.images[indices.to(self.images.device)].permute(0, 3, 1, 2).float() / 255.0
+        photos = torch.from_numpy(self.photos.take(indices.numpy())).to(self.device)
+        photos = photos.permute(0, 3, 1, 2).float() / 255.0
         rgb = self._random_views(photos)
         lab = rgb_to_lab(rgb)
         if self.extra == "rgb":
@@ -111,9 +188,9 @@ class LabBatches:
         return lab[:, :1], lab[:, 1:]
 
     def _random_views(self, photos: torch.Tensor) -> torch.Tensor:
-        """Each photo cropped to 60-100 % of its side at a random place, maybe mirrored."""
+        """Each photo cropped to min_scale-100 % of its side at a random place, maybe mirrored."""
         n = len(photos)
-        scale = torch.empty(n).uniform_(0.6, 1.0, generator=self.generator)
+        scale = torch.empty(n).uniform_(self.min_scale, 1.0, generator=self.generator)
         shift = (torch.rand(n, 2, generator=self.generator) * 2 - 1) * (1 - scale)[:, None]
         flip = torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0)
         theta = torch.zeros(n, 2, 3)
@@ -125,9 +202,12 @@ class LabBatches:
         return F.grid_sample(photos, grid, mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-def evaluation_batches(images: np.ndarray, batch_size: int):
-    """Whole cached photos, in order, as (L, ab) batches for validation loss."""
-    for start in range(0, len(images), batch_size):
-        photos = torch.from_numpy(np.array(images[start : start + batch_size]))
-        lab = rgb_to_lab(photos.permute(0, 3, 1, 2).float() / 255.0)
+def evaluation_batches(photos: PhotoSet, indices: np.ndarray, batch_size: int, size: int = 0):
+    """Whole cached photos (resized to `size` if given), in order, as (L, ab) batches."""
+    for start in range(0, len(indices), batch_size):
+        rgb = torch.from_numpy(photos.take(indices[start : start + batch_size]))
+        rgb = rgb.permute(0, 3, 1, 2).float() / 255.0
+        if size and size != rgb.shape[-1]:
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True)
+        lab = rgb_to_lab(rgb.clamp(0, 1))
         yield lab[:, :1], lab[:, 1:]

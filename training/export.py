@@ -108,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0.38,
         help="annealed-mean temperature baked into the graph (lower = more vivid)",
     )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=256,
+        help="short side the backend runs the network at (the field of view it learnt)",
+    )
     p.add_argument("--default", action="store_true", help="make it the default auto model")
     p.add_argument(
         "--manifest",
@@ -132,12 +138,16 @@ def main(argv: list[str] | None = None) -> None:
             "file": target.name,
             "sha256": sha256_of(target),
             "kind": arch.kind,
-            "input_size": 256,
+            "input_size": args.input_size,
             "multiple": 32,
             "architecture": arch.name,
             "description": arch.description,
             "training_data": args.training_data,
-            "epochs": state["epoch"],
+            "training": {
+                "steps": state["progress"]["step"],
+                "photos_seen": state["progress"]["photos_seen"],
+                "hours": round(state["progress"]["train_seconds"] / 3600, 2),
+            },
             **({"annealed_mean_temperature": args.temperature} if arch.objective == "bins" else {}),
             "precision": "fp16" if args.fp16 else "fp32",
             "license": args.license,

@@ -1,10 +1,15 @@
-"""Training entry point: python -m training.train --arch NAME --data DIR --out DIR.
+"""Training entry point: python -m training.train --arch NAME --data DIR [DIR ...] --out DIR.
 
-One loop for every colorizer in training.arch: bin classifiers learn from
-soft-encoded targets with class-rebalanced cross-entropy, regressors from a
-Huber loss on ab; hint networks get simulated hints, exemplar networks a second
-view of each photo. Cosine learning rate, periodic checkpoints, resume, and
-validation on a held-out folder each epoch.
+One loop for every colorizer in training.arch: bin classifiers learn from soft-encoded
+targets with class-rebalanced cross-entropy, regressors from a Huber loss on ab; hint
+networks get simulated hints, exemplar networks a second view of each photo.
+
+A run is meant to accumulate over many pieces (days of CPU time, a few hours at a time):
+it checkpoints every few minutes and on SIGTERM, resumes from OUT/last.pt, and
+`--stop-after-minutes` ends a piece cleanly. The learning rate follows a warm-up and a
+cosine over the planned `--steps`, as a function of the step alone, so pieces join
+seamlessly. Without a checkpoint it starts from `--init` (a checkpoint) or `--init-onnx`
+(a shipped ONNX model of the same architecture), else from scratch.
 """
 
 from __future__ import annotations
@@ -13,19 +18,29 @@ import argparse
 import json
 import logging
 import math
-import queue
-import threading
+import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from training.arch import ARCHITECTURES, Architecture
-from training.bins import AnnealedMean, SoftEncoder, populated_bins, rebalancing_weights
-from training.data import LabBatches, build_cache, evaluation_batches
+from training.arch.backbone import EfficientNetLite0Features
+from training.bins import (
+    AnnealedMean,
+    SoftEncoder,
+    bin_prior,
+    populated_bins,
+    rebalancing_weights,
+)
+from training.data import LabBatches, PhotoSet, evaluation_batches
 from training.hints import simulate_hints
+from training.onnx_weights import load_onnx_weights
+from training.prefetch import prefetch
 from training.teacher import ImageNetTeacher
 
 LOG = logging.getLogger("training.train")
@@ -34,31 +49,33 @@ LOG = logging.getLogger("training.train")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
-    p.add_argument("--data", type=Path, required=True, help="folder of colour training photos")
-    p.add_argument("--val", type=Path, help="held-out folder for model selection")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="training photo roots")
+    p.add_argument("--val", type=Path, nargs="*", default=[], help="held-out roots (selection)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint and log folder")
     p.add_argument("--cache", type=Path, default=Path(".cache/data"))
-    p.add_argument("--cache-size", type=int, default=160)
-    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--cache-size", type=int, default=160, help="side of the cached squares")
+    p.add_argument("--crop", type=int, default=128, help="side of the training crops")
+    p.add_argument("--min-scale", type=float, default=0.6, help="smallest crop, share of side")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--steps", type=int, help="planned optimiser steps (default: --epochs)")
+    p.add_argument("--epochs", type=float, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--backbone-lr-scale", type=float, default=0.1)
+    p.add_argument(
+        "--freeze-blocks",
+        type=int,
+        default=0,
+        help="keep the pretrained backbone's stem and first N blocks fixed",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument(
-        "--minutes",
-        type=float,
-        help="time budget: fewer steps than --epochs if they would not fit; the "
-        "cosine schedule ends on time",
-    )
+    p.add_argument("--stop-after-minutes", type=float, help="end this piece after so long")
+    p.add_argument("--val-every", type=int, help="validate every N steps (default: per epoch)")
+    p.add_argument("--val-limit", type=int, default=400, help="photos per validation root")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--val-limit", type=int, default=400)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument(
-        "--init",
-        type=Path,
-        help="start from this checkpoint's weights (e.g. a trained fusion model for user-hint)",
-    )
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    p.add_argument("--init-onnx", type=Path, help="start from this exported model's weights")
     p.add_argument(
         "--class-weight",
         type=float,
@@ -68,13 +85,135 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def class_bins(images: np.ndarray, sample: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres and rebalancing weights from a sample of the training photos."""
+@dataclass
+class Progress:
+    """What a checkpoint records besides the weights."""
+
+    step: int = 0
+    total_steps: int = 0
+    best: float = math.inf
+    photos_seen: int = 0
+    train_seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    """One architecture's network, optimiser and bins, and how far it has come."""
+
+    arch: Architecture
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    centres: np.ndarray
+    weights: np.ndarray
+    progress: Progress
+    args: argparse.Namespace
+    losses: list[float] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        partial = path.with_suffix(".partial")
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "progress": vars(self.progress),
+                "centres": self.centres,
+                "weights": self.weights,
+                "arch": self.arch.name,
+                "args": {k: str(v) for k, v in vars(self.args).items()},
+            },
+            partial,
+        )
+        partial.replace(path)  # a piece killed mid-save never leaves a broken checkpoint
+
+
+def ab_sample(photos: PhotoSet, count: int = 3000) -> np.ndarray:
+    """ab values [N, 2] from a sample of the photos (every 4th pixel)."""
     rng = np.random.default_rng(0)
-    picks = rng.choice(len(images), size=min(sample, len(images)), replace=False)
-    _, ab = next(evaluation_batches(images[np.sort(picks)][:, ::4, ::4], len(picks)))
-    centres, prior = populated_bins(ab.permute(0, 2, 3, 1).numpy(), min_count=20)
+    picks = np.sort(rng.choice(len(photos), size=min(count, len(photos)), replace=False))
+    small = PhotoSet.of(photos.take(picks)[:, ::4, ::4])
+    _, ab = next(evaluation_batches(small, np.arange(len(picks)), len(picks)))
+    return ab.permute(0, 2, 3, 1).reshape(-1, 2).numpy()
+
+
+def class_bins(photos: PhotoSet, centres: np.ndarray | None = None) -> tuple:
+    """Bin centres (populated grid cells, unless given) and class-rebalancing weights."""
+    ab = ab_sample(photos)
+    if centres is None:
+        centres, prior = populated_bins(ab, min_count=20)
+    else:
+        prior = bin_prior(ab, centres)
     return centres, rebalancing_weights(centres, prior)
+
+
+def calibration_inputs(arch: Architecture, photos: PhotoSet, crop: int) -> list[tuple]:
+    """A few batches of real photos in the network's input form, for batch-norm statistics."""
+    rng = np.random.default_rng(1)
+    picks = np.sort(rng.choice(len(photos), size=min(128, len(photos)), replace=False))
+    batches = []
+    for lightness, ab in evaluation_batches(photos, picks, 32, size=crop):
+        reference = torch.cat([lightness, ab], dim=1).flip(3)
+        batches.append(network_inputs(arch, lightness, ab, reference, rng))
+    return batches
+
+
+def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
+    """A run from a checkpoint, from another model's weights, or from scratch."""
+    arch = ARCHITECTURES[args.arch]
+    last = args.out / "last.pt"
+    state = torch.load(last, weights_only=False, map_location="cpu") if last.exists() else None
+    if state:
+        centres, weights = state["centres"], state["weights"]
+    elif args.init:
+        initial = torch.load(args.init, weights_only=False, map_location="cpu")
+        centres, weights = initial["centres"], initial["weights"]
+    else:
+        centres, weights = None, None
+    model = arch.build(len(centres) if centres is not None else 313)
+    if state:
+        model.load_state_dict(state["model"])
+    elif args.init:
+        target = getattr(model, arch.init_prefix) if arch.init_prefix else model
+        target.load_state_dict(initial["model"])
+        LOG.info("initialised %s from %s", arch.init_prefix or "model", args.init)
+    elif args.init_onnx:
+        example = calibration_inputs(arch, PhotoSet.of(photos.take([0])), 64)[0]
+        calibration = calibration_inputs(arch, photos, args.crop)
+        graph_centres = load_onnx_weights(model, args.init_onnx, example, calibration)
+        centres, weights = class_bins(photos, graph_centres)
+        LOG.info("initialised from %s", args.init_onnx)
+    if centres is None:
+        centres, weights = class_bins(photos)
+        model = arch.build(len(centres))
+    for module in model.modules():
+        if isinstance(module, EfficientNetLite0Features) and args.freeze_blocks:
+            module.freeze(args.freeze_blocks)
+    model = model.to(args.device, memory_format=torch.channels_last)
+    optimizer = _optimizer(model, args)
+    progress = Progress(**state["progress"]) if state else Progress()
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        LOG.info("resumed at step %d of %d", progress.step, progress.total_steps)
+    return Run(arch, model, optimizer, centres, weights, progress, args)
+
+
+def _optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW; the pretrained backbone learns at a fraction of the rate."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [p for n, p in trainable if ".backbone." in f".{n}"]
+    rest = [p for n, p in trainable if ".backbone." not in f".{n}"]
+    groups = [{"params": rest, "lr": args.lr, "base_lr": args.lr}]
+    if backbone:
+        scaled = args.lr * args.backbone_lr_scale
+        groups.append({"params": backbone, "lr": scaled, "base_lr": scaled})
+    return torch.optim.AdamW(groups, weight_decay=1e-4)
+
+
+def learning_rate_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then a cosine down to 2 % of the rate at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def rebalanced_loss(logits, ab, encoder: SoftEncoder, weights: torch.Tensor) -> torch.Tensor:
@@ -90,7 +229,7 @@ def objective_loss(arch: Architecture, output, ab, encoder, weights) -> torch.Te
     """The architecture's training loss for one batch."""
     if arch.objective == "bins":
         return rebalanced_loss(output, ab, encoder, weights)
-    # "regression", and the ab part of "guided" (train() adds the classification term)
+    # "regression", and the ab part of "guided" (Trainer adds the classification term)
     return F.smooth_l1_loss(output, F.adaptive_avg_pool2d(ab, output.shape[2:]), beta=2.0)
 
 
@@ -103,199 +242,172 @@ def network_inputs(arch: Architecture, lightness, ab, reference, rng) -> tuple:
     return (lightness,)
 
 
-def fit_to_budget(
-    total_steps: int, step: int, first_step: int, started: float, minutes: float
-) -> int:
-    """Steps that fit in the time budget, judged from the pace of the steps so far."""
-    elapsed = time.time() - started
-    per_step = elapsed / (step - first_step)
-    fitting = step + int((minutes * 60 - elapsed) / per_step)
-    LOG.info(
-        "%.2f s/step: %d of %d planned steps fit in %.0f min",
-        per_step,
-        min(fitting, total_steps),
-        total_steps,
-        minutes,
-    )
-    return max(step, min(total_steps, fitting))
+class Trainer:
+    """Steps, validation and checkpoints of one run."""
 
+    def __init__(self, run: Run, photos: PhotoSet, val_sets: dict[str, PhotoSet]):
+        args = run.args
+        self.run, self.args, self.val_sets = run, args, val_sets
+        device = torch.device(args.device)
+        centres = torch.from_numpy(run.centres).to(device)
+        self.weights = torch.from_numpy(run.weights).to(device)
+        self.encoder = SoftEncoder(centres).to(device)
+        self.decoder = AnnealedMean(centres).to(device)
+        extra = {"exemplar": "reference"}.get(run.arch.kind)
+        if run.arch.objective == "guided":
+            extra = "rgb"
+        self.batches = LabBatches(photos, args.crop, args.batch, extra, device, args.min_scale)
+        self.teacher = ImageNetTeacher().to(device) if run.arch.objective == "guided" else None
+        if not run.progress.total_steps:
+            run.progress.total_steps = args.steps or int(args.epochs * len(self.batches))
+        elif args.steps:
+            run.progress.total_steps = args.steps  # extend (or shorten) a resumed run
+        self.hint_rng = np.random.default_rng(run.progress.step)
+        self.stop_requested = False
 
-def prefetch(iterable, depth: int = 3):
-    """Prepare batches on a helper thread while the network trains."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
+    def step(self, batch: tuple[torch.Tensor, ...]) -> None:
+        run, progress = self.run, self.run.progress
+        lightness, ab, *extra = (t.to(self.args.device) for t in batch)
+        lightness = lightness.contiguous(memory_format=torch.channels_last)
+        reference = extra[0] if run.arch.kind == "exemplar" else None
+        output = run.model(*network_inputs(run.arch, lightness, ab, reference, self.hint_rng))
+        guidance = None
+        if self.teacher is not None:  # "guided": regression plus the classification term
+            output, class_logits = output
+            targets = self.teacher(extra[0])
+            guidance = -(targets * F.log_softmax(class_logits, dim=1)).sum(dim=1).mean()
+        loss = objective_loss(run.arch, output, ab, self.encoder, self.weights)
+        if guidance is not None:
+            loss = loss + self.args.class_weight * guidance
+        factor = learning_rate_factor(progress.step, progress.total_steps, self.args.warmup_steps)
+        for group in run.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        progress.step += 1
+        progress.photos_seen += len(lightness)
+        run.losses.append(loss.item())
 
-    def work():
-        for item in iterable:
-            q.put(item)
-        q.put(done)
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Per validation root: loss, and ab RMSE of the decoded prediction, on whole photos.
 
-    threading.Thread(target=work, daemon=True).start()
-    while (item := q.get()) is not done:
-        yield item
+        Hints are simulated with a fixed seed; the exemplar is the photo itself, flipped.
+        """
+        run = self.run
+        run.model.eval()
+        report = {}
+        for name, photos in self.val_sets.items():
+            rng = np.random.default_rng(0)
+            losses, sq_err, count = [], 0.0, 0
+            for lightness, ab in evaluation_batches(photos, photos.spread(self.args.val_limit), 32):
+                lightness, ab = lightness.to(self.args.device), ab.to(self.args.device)
+                reference = torch.cat([lightness, ab], dim=1).flip(3)
+                output = run.model(*network_inputs(run.arch, lightness, ab, reference, rng))
+                if isinstance(output, tuple):
+                    output = output[0]
+                losses.append(objective_loss(run.arch, output, ab, self.encoder, self.weights))
+                decoded = self.decoder(output) if run.arch.objective == "bins" else output
+                pred = F.interpolate(decoded, size=ab.shape[2:], mode="bilinear")
+                sq_err += float(((pred - ab) ** 2).sum())
+                count += ab.numel()
+            report[name] = {
+                "loss": round(float(torch.stack(losses).mean()), 5),
+                "ab_rmse": round(math.sqrt(sq_err / count), 4),
+            }
+        run.model.train()
+        return report
 
+    def record(self, history: Path, piece_started: float, piece_first_step: int) -> None:
+        """Append one line of the training curve; keep the best checkpoint by validation loss."""
+        run, progress = self.run, self.run.progress
+        seconds = time.time() - piece_started
+        record = {
+            "step": progress.step,
+            "epoch": round(progress.photos_seen / len(self.batches.photos), 3),
+            "photos_seen": progress.photos_seen,
+            "train_hours": round(progress.train_seconds / 3600, 3),
+            "photos_per_s": round(
+                (progress.step - piece_first_step) * self.args.batch / seconds, 2
+            ),
+            "train_loss": round(float(np.mean(run.losses)), 5) if run.losses else None,
+            "lr": run.optimizer.param_groups[0]["lr"],
+        }
+        run.losses.clear()
+        if self.val_sets:
+            record["val"] = self.validate()
+            score = float(np.mean([v["loss"] for v in record["val"].values()]))
+            record["val_loss"] = round(score, 5)
+            if score < progress.best:
+                progress.best = score
+                run.save(self.args.out / "best.pt")
+        LOG.info("%s", json.dumps(record))
+        with history.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
 
-def validate(arch, model, images, encoder, weights, decoder, device, limit) -> dict:
-    """Validation loss plus ab RMSE of the (decoded) prediction at the cache size.
+    def fit(self) -> None:
+        """Train until the planned steps are done or this piece's time is up."""
+        run, progress, args = self.run, self.run.progress, self.args
+        history = args.out / "history.jsonl"
+        val_every = args.val_every or len(self.batches)
+        started = last_save = last_tick = time.time()
+        first_step = progress.step
+        run.model.train()
+        while progress.step < progress.total_steps and not self._piece_over(started):
+            epoch, skip = divmod(progress.step, len(self.batches))
+            for batch in prefetch(self.batches.epoch(1000 + epoch, skip)):
+                self.step(batch)
+                now = time.time()
+                progress.train_seconds += now - last_tick
+                last_tick = now
+                if progress.step % 20 == 0:
+                    LOG.info(
+                        "step %d/%d loss %.4f lr %.2e",
+                        progress.step,
+                        progress.total_steps,
+                        run.losses[-1],
+                        run.optimizer.param_groups[0]["lr"],
+                    )
+                if progress.step % val_every == 0 or progress.step == progress.total_steps:
+                    self.record(history, started, first_step)
+                    last_tick = time.time()
+                if now - last_save > args.checkpoint_minutes * 60:
+                    run.save(args.out / "last.pt")
+                    last_save = time.time()
+                if progress.step >= progress.total_steps or self._piece_over(started):
+                    break
+        run.save(args.out / "last.pt")
 
-    Hints are simulated with a fixed seed; the exemplar is the photo itself, flipped.
-    """
-    model.eval()
-    rng = np.random.default_rng(0)
-    losses, sq_err, count = [], 0.0, 0
-    with torch.no_grad():
-        for lightness, ab in evaluation_batches(images[:limit], 32):
-            lightness, ab = lightness.to(device), ab.to(device)
-            reference = torch.cat([lightness, ab], dim=1).flip(3)
-            output = model(*network_inputs(arch, lightness, ab, reference, rng))
-            losses.append(objective_loss(arch, output, ab, encoder, weights).item())
-            decoded = decoder(output) if arch.objective == "bins" else output
-            pred = F.interpolate(decoded, size=ab.shape[2:], mode="bilinear", align_corners=False)
-            sq_err += float(((pred - ab) ** 2).sum())
-            count += ab.numel()
-    model.train()
-    return {"val_loss": float(np.mean(losses)), "val_ab_rmse": math.sqrt(sq_err / count)}
+    def _piece_over(self, started: float) -> bool:
+        minutes = self.args.stop_after_minutes
+        return self.stop_requested or bool(minutes and time.time() - started > minutes * 60)
 
 
 def train(args: argparse.Namespace) -> Path:
+    """Train (or continue) a run; returns the checkpoint to export."""
     args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    arch = ARCHITECTURES[args.arch]
-    images = build_cache(args.data, args.cache_size, args.cache)
-    val_images = build_cache(args.val, args.cache_size, args.cache) if args.val else None
+    photos = PhotoSet.load(args.data, args.cache_size, args.cache)
+    val_sets = {
+        f"{root.parent.name}/{root.name}": PhotoSet.load([root], args.cache_size, args.cache)
+        for root in args.val
+    }
+    LOG.info("%d training photos from %d sources", len(photos), len(photos.names))
+    trainer = Trainer(new_run(args, photos), photos, val_sets)
 
-    last = args.out / "last.pt"
-    state = torch.load(last, weights_only=False) if last.exists() else None
-    if state:
-        centres, weights = state["centres"], state["weights"]
-    else:
-        centres, weights = class_bins(images)
-    LOG.info("%d ab bins", len(centres))
+    def request_stop(signum, frame):
+        LOG.info("signal %d: stopping after this step", signum)
+        trainer.stop_requested = True
 
-    device = torch.device(args.device)
-    model = arch.build(len(centres))
-    if args.init and not state:
-        initial = torch.load(args.init, weights_only=False, map_location="cpu")
-        target = getattr(model, arch.init_prefix) if arch.init_prefix else model
-        target.load_state_dict(initial["model"])
-        centres, weights = initial["centres"], initial["weights"]
-        LOG.info("initialised %s from %s", arch.init_prefix or "model", args.init)
-    model = model.to(device)
-    centres_t = torch.from_numpy(centres).to(device)
-    weights_t = torch.from_numpy(weights).to(device)
-    encoder, decoder = SoftEncoder(centres_t).to(device), AnnealedMean(centres_t).to(device)
-
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": rest, "lr": args.lr},
-            {"params": backbone, "lr": args.lr * args.backbone_lr_scale},
-        ],
-        weight_decay=1e-4,
-    )
-    extra = (
-        "reference" if arch.kind == "exemplar" else "rgb" if arch.objective == "guided" else None
-    )
-    batches = LabBatches(images, args.crop, args.batch, extra=extra, device=device)
-    teacher = ImageNetTeacher().to(device) if arch.objective == "guided" else None
-    plan = {"total_steps": args.epochs * len(batches)}  # shortened by --minutes once timed
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: 0.5 * (1 + math.cos(math.pi * min(s / plan["total_steps"], 1.0))),
-    )
-    step, epoch, best = 0, 0, math.inf
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, epoch, best = state["step"], state["epoch"], state["best"]
-        plan["total_steps"] = state.get("total_steps", plan["total_steps"])
-        LOG.info("resumed at epoch %d step %d", epoch, step)
-
-    def save(path: Path, epoch_done: int) -> None:
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "step": step,
-                "total_steps": plan["total_steps"],
-                "epoch": epoch_done,
-                "best": best,
-                "centres": centres,
-                "weights": weights,
-                "arch": arch.name,
-                "args": {k: str(v) for k, v in vars(args).items()},
-            },
-            path,
-        )
-
-    history = args.out / "history.jsonl"
-    started, first_step = time.time(), step
-    last_save = time.time()
-    hint_rng = np.random.default_rng(step)
-    model.train()
-    while epoch < args.epochs and step < plan["total_steps"]:
-        skip = step - epoch * len(batches)
-        for batch in prefetch(batches.epoch(1000 + epoch, skip)):
-            if step >= plan["total_steps"]:
-                break
-            lightness, ab, *extra_input = (t.to(device) for t in batch)
-            reference = extra_input[0] if arch.kind == "exemplar" else None
-            output = model(*network_inputs(arch, lightness, ab, reference, hint_rng))
-            if teacher is not None:  # "guided": regression plus the classification term
-                output, class_logits = output
-                targets = teacher(extra_input[0])
-                guidance = -(targets * F.log_softmax(class_logits, dim=1)).sum(dim=1).mean()
-            loss = objective_loss(arch, output, ab, encoder, weights_t)
-            if teacher is not None:
-                loss = loss + args.class_weight * guidance
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            if args.minutes and step == first_step + 20:
-                plan["total_steps"] = fit_to_budget(
-                    plan["total_steps"], step, first_step, started, args.minutes
-                )
-            if step % 20 == 0:
-                LOG.info(
-                    "epoch %d step %d/%d loss %.4f lr %.2e %.1f img/s",
-                    epoch,
-                    step,
-                    plan["total_steps"],
-                    loss.item(),
-                    schedule.get_last_lr()[0],
-                    (step - first_step) * args.batch / max(time.time() - started, 1e-6),
-                )
-            if time.time() - last_save > args.checkpoint_minutes * 60:
-                save(last, epoch)
-                last_save = time.time()
-        epoch += 1
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": loss.item(),
-            "minutes": (time.time() - started) / 60,
-        }
-        if val_images is not None:
-            record.update(
-                validate(
-                    arch, model, val_images, encoder, weights_t, decoder, device, args.val_limit
-                )
-            )
-            if record["val_loss"] < best:
-                best = record["val_loss"]
-                save(args.out / "best.pt", epoch)
-        LOG.info("epoch done %s", json.dumps(record))
-        with history.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        save(last, epoch)
-        last_save = time.time()
-    return args.out / ("best.pt" if val_images is not None else "last.pt")
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        trainer.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    best = args.out / "best.pt"
+    return best if best.exists() else args.out / "last.pt"
 
 
 def main(argv: list[str] | None = None) -> None:

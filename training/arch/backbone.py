@@ -46,6 +46,24 @@ class EfficientNetLite0Features(nn.Module):
         self.blocks = net._blocks
         self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
         self.drop_connect_rate = net._global_params.drop_connect_rate
+        self.frozen_blocks = 0
+
+    def freeze(self, blocks: int) -> None:
+        """Fix the stem and the first `blocks` blocks (weights and batch-norm statistics):
+        no gradient flows through them, which roughly halves the cost of a training step."""
+        self.frozen_blocks = blocks
+        self.stem.requires_grad_(False)
+        for block in self.blocks[:blocks]:
+            block.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> EfficientNetLite0Features:
+        super().train(mode)
+        if self.frozen_blocks:
+            self.stem.eval()
+            for block in self.blocks[: self.frozen_blocks]:
+                block.eval()
+        return self
 
     def forward(self, lightness: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         grey = lightness_to_grey_srgb(lightness)
@@ -53,7 +71,8 @@ class EfficientNetLite0Features(nn.Module):
         x = self.stem[2](self.stem[1](x))
         taps = []
         for index, block in enumerate(self.blocks):
-            rate = self.drop_connect_rate * index / len(self.blocks) if self.training else None
+            trains = self.training and index >= self.frozen_blocks
+            rate = self.drop_connect_rate * index / len(self.blocks) if trains else None
             x = block(x, drop_connect_rate=rate)
             if index in TAP_BLOCKS:
                 taps.append(x)
