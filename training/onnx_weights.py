@@ -69,12 +69,18 @@ def conv_bn_pairs(model: nn.Module, inputs: tuple) -> list[tuple[nn.Conv2d, nn.B
     return pairs
 
 
+def graph_bin_centres(path: Path) -> np.ndarray | None:
+    """The ab bin centres [Q, 2] an exported bin classifier decodes with (None for regressors)."""
+    centres = graph_convolutions(path)[1].get("decode.centres")
+    return None if centres is None else centres.astype(np.float32)
+
+
 @torch.no_grad()
 def load_onnx_weights(
     model: nn.Module, path: Path, example: tuple, calibration: list[tuple]
-) -> np.ndarray | None:
+) -> None:
     """Copy an exported graph's weights into `model` (an untrained instance of the same
-    architecture); returns the graph's ab bin centres when it has them.
+    architecture, with as many bins as graph_bin_centres).
 
     example: one input tuple to trace execution order; calibration: input tuples of real
     photos for the batch-norm statistics.
@@ -107,8 +113,6 @@ def load_onnx_weights(
         norm.bias.copy_(folded_bias)
     _calibrate(model, [n for _, n in pairs if n is not None], calibration)
     LOG.info("loaded %d convolutions from %s", len(convs), path)
-    centres = named.get("decode.centres")
-    return None if centres is None else centres.astype(np.float32)
 
 
 def _calibrate(model: nn.Module, norms: list[nn.BatchNorm2d], calibration: list[tuple]) -> None:

@@ -39,7 +39,7 @@ from training.bins import (
 )
 from training.data import LabBatches, PhotoSet, evaluation_batches
 from training.hints import simulate_hints
-from training.onnx_weights import load_onnx_weights
+from training.onnx_weights import graph_bin_centres, load_onnx_weights
 from training.prefetch import prefetch
 from training.teacher import ImageNetTeacher
 
@@ -161,29 +161,24 @@ def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
     arch = ARCHITECTURES[args.arch]
     last = args.out / "last.pt"
     state = torch.load(last, weights_only=False, map_location="cpu") if last.exists() else None
-    if state:
-        centres, weights = state["centres"], state["weights"]
-    elif args.init:
-        initial = torch.load(args.init, weights_only=False, map_location="cpu")
-        centres, weights = initial["centres"], initial["weights"]
+    initial = torch.load(args.init, weights_only=False, map_location="cpu") if args.init else None
+    if state or initial:
+        centres, weights = (state or initial)["centres"], (state or initial)["weights"]
     else:
-        centres, weights = None, None
-    model = arch.build(len(centres) if centres is not None else 313)
+        graph_centres = graph_bin_centres(args.init_onnx) if args.init_onnx else None
+        centres, weights = class_bins(photos, graph_centres)
+    model = arch.build(len(centres))
     if state:
         model.load_state_dict(state["model"])
-    elif args.init:
+    elif initial:
         target = getattr(model, arch.init_prefix) if arch.init_prefix else model
         target.load_state_dict(initial["model"])
         LOG.info("initialised %s from %s", arch.init_prefix or "model", args.init)
     elif args.init_onnx:
         example = calibration_inputs(arch, PhotoSet.of(photos.take([0])), 64)[0]
         calibration = calibration_inputs(arch, photos, args.crop)
-        graph_centres = load_onnx_weights(model, args.init_onnx, example, calibration)
-        centres, weights = class_bins(photos, graph_centres)
+        load_onnx_weights(model, args.init_onnx, example, calibration)
         LOG.info("initialised from %s", args.init_onnx)
-    if centres is None:
-        centres, weights = class_bins(photos)
-        model = arch.build(len(centres))
     for module in model.modules():
         if isinstance(module, EfficientNetLite0Features) and args.freeze_blocks:
             module.freeze(args.freeze_blocks)
