@@ -317,7 +317,7 @@ class Trainer:
     def record(self, history: Path, piece_started: float, piece_first_step: int) -> None:
         """Append one line of the training curve; keep the best checkpoint by validation loss."""
         run, progress = self.run, self.run.progress
-        seconds = time.time() - piece_started
+        seconds = max(time.time() - piece_started, 1e-6)
         record = {
             "step": progress.step,
             "epoch": round(progress.photos_seen / len(self.batches.photos), 3),
@@ -348,6 +348,8 @@ class Trainer:
         val_every = args.val_every or len(self.batches)
         started = last_save = last_tick = time.time()
         first_step = progress.step
+        if progress.step == 0 and self.val_sets:
+            self.record(history, started, first_step)  # where the curve starts
         run.model.train()
         while progress.step < progress.total_steps and not self._piece_over(started):
             epoch, skip = divmod(progress.step, len(self.batches))
