@@ -106,10 +106,10 @@ def install_backend(with_dev: bool) -> bool:
 
 
 def verify_models() -> list[str]:
-    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    manifest = json.loads((REPO / "colorize_backend" / "models" / "manifest.json").read_text())
     problems = []
     for entry in manifest["models"]:
-        path = REPO / "models" / entry["file"]
+        path = REPO / "colorize_backend" / "models" / entry["file"]
         if not path.exists():
             problems.append(f"{entry['name']}: {path} is missing")
         elif hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:

@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
-from backend.bench import synthetic_photo
-from backend.engine import Engine
-from backend.guidance import Reference
-from backend.manifest import Manifest
+from colorize_backend.bench import synthetic_photo
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference
+from colorize_backend.manifest import Manifest
 
 
 def hint_layer(height: int, width: int) -> np.ndarray:

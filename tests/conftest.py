@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.daemon import Daemon, DaemonConfig
-from backend.engine import Engine
-from backend.manifest import Manifest
+from colorize_backend.daemon import Daemon, DaemonConfig
+from colorize_backend.engine import Engine
+from colorize_backend.manifest import Manifest
 from tests.onnx_models import write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +47,6 @@ def daemon(engine):
 @pytest.fixture
 def photo() -> np.ndarray:
     """A real colour photograph from the repository's sample folder, as RGB u8."""
-    from backend.images import read_image
+    from colorize_backend.images import read_image
 
     return read_image(REPO / "samples" / "sample.jpg")

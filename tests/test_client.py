@@ -92,7 +92,7 @@ def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
     launcher = [
         sys.executable,
         "-m",
-        "backend.cli",
+        "colorize_backend.cli",
         "--manifest",
         str(test_manifest),
         "serve",

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from backend.color import lab_to_rgb, lab_to_u8, lightness_from_u8, rgb_to_lab
+from colorize_backend.color import lab_to_rgb, lab_to_u8, lightness_from_u8, rgb_to_lab
 
 unit_rgb = arrays(np.float32, (64, 3), elements=st.floats(0, 1, width=32))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zmq
 
-from backend.daemon import Daemon, DaemonConfig, is_loopback
+from colorize_backend.daemon import Daemon, DaemonConfig, is_loopback
 from tests.conftest import free_port
 
 SMALL_RGB_HEADER = b'{"v":1,"op":"colorize","image":{"width":10,"height":10,"format":"rgb"}}'

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.color import lightness_from_u8, rgb_to_lab
-from backend.doctor import probe_daemon
+from colorize_backend.color import lightness_from_u8, rgb_to_lab
+from colorize_backend.doctor import probe_daemon
 from tests.conftest import REPO, free_port
 from training.metrics import colorfulness
 
@@ -59,7 +59,7 @@ def live_daemon():
     """The real daemon with the shipped default model, as users run it."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--endpoint", endpoint],
+        [sys.executable, "-m", "colorize_backend.cli", "serve", "--endpoint", endpoint],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

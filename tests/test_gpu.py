@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from backend.engine import Engine
-from backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.engine import Engine
+from colorize_backend.manifest import MANIFEST_PATH, Manifest
 
 pytestmark = [
     pytest.mark.gpu,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.color import rgb_to_lab
-from backend.engine import Engine
-from backend.guidance import Reference, hints_at, propagate_hints, transfer_exemplar
-from backend.manifest import Manifest
+from colorize_backend.color import rgb_to_lab
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference, hints_at, propagate_hints, transfer_exemplar
+from colorize_backend.manifest import Manifest
 from tests.onnx_models import write_manifest
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from backend.color import lightness_from_u8
-from backend.pipeline import network_size
+from colorize_backend.color import lightness_from_u8
+from colorize_backend.pipeline import network_size
 from tests.onnx_models import A_BIAS, A_GAIN
 
 
@@ -46,7 +46,7 @@ def test_colorize_keeps_size_lightness_and_alpha(engine, photo, channels):
 def test_chroma_comes_from_the_network(engine):
     flat = np.full((64, 64, 1), 119, np.uint8)  # L = 50
     result = engine.colorize(flat).pixels
-    from backend.color import rgb_to_lab
+    from colorize_backend.color import rgb_to_lab
 
     a = rgb_to_lab(result.astype(np.float32) / 255)[..., 1]
     assert abs(float(a.mean()) - (A_GAIN * 50 + A_BIAS)) < 1.0

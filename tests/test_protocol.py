@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from backend.protocol import ProtocolError, decode_header, parse_colorize
+from colorize_backend.protocol import ProtocolError, decode_header, parse_colorize
 
 
 def header(**fields):

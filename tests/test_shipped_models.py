@@ -1,4 +1,4 @@
-"""The models shipped in models/: listed, intact, and following the ONNX contract."""
+"""The shipped models: listed, intact, and following the ONNX contract."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from backend.engine import Engine
-from backend.guidance import Reference
-from backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference
+from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from training.evaluate import example_inputs, grey_version
 from training.metrics import psnr
 

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
-from backend.engine import Engine  # noqa: E402
-from backend.guidance import Reference  # noqa: E402
-from backend.manifest import Manifest  # noqa: E402
+from colorize_backend.engine import Engine  # noqa: E402
+from colorize_backend.guidance import Reference  # noqa: E402
+from colorize_backend.manifest import Manifest  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from training import export, train  # noqa: E402
 from training.arch import ARCHITECTURES  # noqa: E402

@@ -1,6 +1,6 @@
 """sRGB → CIE Lab (D65) in torch, so that batches are converted on the training device.
 
-The same formulas as backend/color.py (which the backend uses in numpy); both are
+The same formulas as colorize_backend/color.py (which the backend uses in numpy); both are
 checked against scikit-image in the tests.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from backend.color import _RGB_TO_XYZ, _WHITE_D65
+from colorize_backend.color import _RGB_TO_XYZ, _WHITE_D65
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ python -m training.contact_sheet --data ../shared/datasets/val --out docs/model-
 Rows are photos spread over the folders; columns are the grey input, each
 automatic model, the exemplar model given the photo re-cropped and flipped, the
 hint model given 10 ground-truth colour dots, and the ground truth. Everything
-runs through backend.engine.
+runs through colorize_backend.engine.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.engine import Engine
-from backend.guidance import Reference
-from backend.images import list_images
-from backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference
+from colorize_backend.images import list_images
+from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from training.evaluate import grey_version, ground_truth, spread_subset
 from training.evaluate_guidance import point_hints, recropped_and_flipped
 from training.sheet import draw_sheet

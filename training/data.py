@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from backend.images import IMAGE_SUFFIXES, list_images
+from colorize_backend.images import IMAGE_SUFFIXES, list_images
 from training.color_torch import rgb_to_lab
 from training.sources import sampling_probabilities
 

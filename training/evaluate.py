@@ -4,7 +4,7 @@ python -m training.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [
         [--manifest PATH] [--update-manifest]
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
-photo), colorized by backend.engine exactly as the daemon would, and compared
+photo), colorized by colorize_backend.engine exactly as the daemon would, and compared
 with the original: PSNR, SSIM, colourfulness and its gap, ab-entropy loss.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend.color import lab_to_u8, rgb_to_lab
-from backend.engine import Engine
-from backend.images import list_images
-from backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
+from colorize_backend.color import lab_to_u8, rgb_to_lab
+from colorize_backend.engine import Engine
+from colorize_backend.images import list_images
+from colorize_backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
 from training.metrics import ab_entropy, colorfulness, psnr, ssim
 
 SIZE = 256

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend.color import rgb_to_lab
-from backend.engine import Engine
-from backend.guidance import Reference
-from backend.images import list_images
-from backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.color import rgb_to_lab
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference
+from colorize_backend.images import list_images
+from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from training.evaluate import SIZE, cpu_latency, grey_version, ground_truth, spread_subset
 from training.metrics import psnr
 from training.sheet import draw_sheet

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from backend.manifest import MANIFEST_PATH, sha256_of
+from colorize_backend.manifest import MANIFEST_PATH, sha256_of
 from training.arch import ARCHITECTURES
 from training.bins import AnnealedMean
 

@@ -1,10 +1,10 @@
-"""Colorization quality metrics (numpy only), as reported per model in models/README.md."""
+"""Colorization quality metrics (numpy only), as reported per model in the models README."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from backend.color import rgb_to_lab
+from colorize_backend.color import rgb_to_lab
 
 
 def psnr(prediction: np.ndarray, truth: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Labelled grids of equally sized RGB images, the pictures in models/README.md and docs/."""
+"""Labelled grids of equally sized RGB images: the contact sheets in docs/."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
-from backend.daemon import Daemon, DaemonConfig
-from backend.doctor import probe_daemon
-from backend.engine import Engine
-from backend.protocol import PROTOCOL_VERSION, encode_header
+from colorize_backend.daemon import Daemon, DaemonConfig
+from colorize_backend.doctor import probe_daemon
+from colorize_backend.engine import Engine
+from colorize_backend.protocol import PROTOCOL_VERSION, encode_header
 
 
 def _median_ms(fn, repeat: int) -> float:

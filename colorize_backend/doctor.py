@@ -10,11 +10,11 @@ from pathlib import Path
 
 import zmq
 
-from backend import __version__
-from backend.daemon import DEFAULT_ENDPOINT
-from backend.engine import available_providers
-from backend.manifest import Manifest, ManifestError
-from backend.protocol import PROTOCOL_VERSION, encode_header
+from colorize_backend import __version__
+from colorize_backend.daemon import DEFAULT_ENDPOINT
+from colorize_backend.engine import available_providers
+from colorize_backend.manifest import Manifest, ManifestError
+from colorize_backend.protocol import PROTOCOL_VERSION, encode_header
 
 
 def _line(ok: bool, text: str) -> None:

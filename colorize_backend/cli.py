@@ -10,11 +10,11 @@ from pathlib import Path
 
 import zmq
 
-from backend import __version__
-from backend.daemon import DEFAULT_ENDPOINT, Daemon, DaemonConfig
-from backend.engine import Engine
-from backend.manifest import MANIFEST_PATH, Manifest, ManifestError
-from backend.protocol import DEFAULT_MAX_PIXELS
+from colorize_backend import __version__
+from colorize_backend.daemon import DEFAULT_ENDPOINT, Daemon, DaemonConfig
+from colorize_backend.engine import Engine
+from colorize_backend.manifest import MANIFEST_PATH, Manifest, ManifestError
+from colorize_backend.protocol import DEFAULT_MAX_PIXELS
 
 LOG = logging.getLogger("colorize")
 
@@ -49,8 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from backend.images import expand_inputs, output_path, read_image, write_image
-    from backend.progress import progress
+    from colorize_backend.images import expand_inputs, output_path, read_image, write_image
+    from colorize_backend.progress import progress
 
     engine = make_engine(args)
     inputs = expand_inputs(args.inputs)
@@ -58,7 +58,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
     reference = None
     if args.reference or args.hints:
-        from backend.guidance import Reference
+        from colorize_backend.guidance import Reference
 
         mode = "hints" if args.hints else args.reference_mode
         reference = Reference(read_image(Path(args.hints or args.reference)), mode)
@@ -122,14 +122,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from backend.doctor import diagnose
+    from colorize_backend.doctor import diagnose
 
     problems = diagnose(Path(args.manifest), args.endpoint)
     return 1 if problems else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from backend.bench import run_bench
+    from colorize_backend.bench import run_bench
 
     report = run_bench(make_engine(args), args)
     text = json.dumps(report, indent=2)

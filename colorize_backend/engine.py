@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from backend.guidance import (
+from colorize_backend.guidance import (
     Reference,
     hints_at,
     propagate_hints,
@@ -19,8 +19,8 @@ from backend.guidance import (
     small_hints,
     transfer_exemplar,
 )
-from backend.manifest import Manifest, ModelEntry
-from backend.pipeline import compose, full_lightness, network_input, resize_plane
+from colorize_backend.manifest import Manifest, ModelEntry
+from colorize_backend.pipeline import compose, full_lightness, network_input, resize_plane
 
 LOG = logging.getLogger("colorize.engine")
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -56,7 +56,7 @@ class Engine:
     """Runs colorizers from the manifest on u8 images; thread-safe session cache.
 
     refine_hints: after a hint model, spread what is left between each hint and the model's
-    colour there with the edge-aware solve of backend.guidance (off only to measure the model
+    colour there with the edge-aware solve of guidance (off only to measure the model
     on its own).
     """
 
@@ -131,7 +131,7 @@ class Engine:
 
         With a reference, the colour is steered by the exemplar's colours or the painted hints:
         through a model trained for it when one is installed, else by the model-free methods of
-        backend.guidance applied to the automatic prediction.
+        colorize_backend.guidance applied to the automatic prediction.
         """
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
             raise ValueError("pixels must be an [H, W, C] uint8 array with 1 to 4 channels")

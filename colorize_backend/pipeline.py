@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from backend.color import lab_to_u8, lightness_from_u8
+from colorize_backend.color import lab_to_u8, lightness_from_u8
 
 BAND_ROWS = 256
 

@@ -23,11 +23,11 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from backend import __version__
-from backend.engine import Engine
-from backend.guidance import Reference
-from backend.manifest import ManifestError
-from backend.protocol import (
+from colorize_backend import __version__
+from colorize_backend.engine import Engine
+from colorize_backend.guidance import Reference
+from colorize_backend.manifest import ManifestError
+from colorize_backend.protocol import (
     DEFAULT_MAX_PIXELS,
     MAX_HEADER_BYTES,
     PROTOCOL_VERSION,

@@ -1,4 +1,4 @@
-"""The model catalogue: models/manifest.json entries, checksums, and user models by path."""
+"""The model catalogue: shipped manifest entries, checksums, and user models by path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
 KINDS = ("auto", "hint", "exemplar")
 

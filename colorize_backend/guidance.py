@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from backend.color import rgb_to_lab
-from backend.pipeline import alpha_channel, colour_channels, network_size, resize_plane
+from colorize_backend.color import rgb_to_lab
+from colorize_backend.pipeline import alpha_channel, colour_channels, network_size, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
 BANDS = 5
