@@ -1,4 +1,4 @@
-"""Time reference guidance (painted hints, exemplar) through the engine at 1 MP and 12 MP.
+"""Time reference guidance (painted hints, exemplar) through the pipeline at 1 MP and 12 MP.
 
 python benchmarks/guidance_bench.py [--output FILE]
 """
@@ -14,8 +14,9 @@ import numpy as np
 
 from colorize_backend.bench import synthetic_photo
 from colorize_backend.engine import Engine
-from colorize_backend.guidance import Reference
 from colorize_backend.manifest import Manifest
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.reference import Reference, ReferenceMode
 
 
 def hint_layer(height: int, width: int) -> np.ndarray:
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--output")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    engine = Engine(Manifest.load(), providers=["CPUExecutionProvider"])
+    colorizer = Colorizer(Manifest.load(), Engine(["CPUExecutionProvider"]))
     report = {}
     for megapixels in (1.0, 12.0):
         pixels = synthetic_photo(megapixels)
@@ -41,15 +42,15 @@ def main() -> None:
         exemplar[..., 2] //= 2
         cases = {
             "auto": None,
-            "hints": Reference(hint_layer(*pixels.shape[:2]), "hints"),
-            "exemplar": Reference(exemplar, "exemplar"),
+            "hints": Reference(hint_layer(*pixels.shape[:2]), ReferenceMode.HINTS),
+            "exemplar": Reference(exemplar, ReferenceMode.EXEMPLAR),
         }
         for name, reference in cases.items():
-            engine.colorize(pixels, reference=reference)  # warm-up
+            colorizer.colorize(pixels, reference=reference)  # warm-up
             runs = []
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                result = engine.colorize(pixels, reference=reference)
+                result = colorizer.colorize(pixels, reference=reference)
                 runs.append(time.perf_counter() - started)
             report[f"{megapixels:g}MP {name}"] = {
                 "total_ms": round(statistics.median(runs) * 1000, 1),

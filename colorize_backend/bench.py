@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
+from colorize_backend.client import DaemonClient
+from colorize_backend.contract import ModelKind, example_inputs
 from colorize_backend.daemon import Daemon, DaemonConfig
-from colorize_backend.doctor import probe_daemon
-from colorize_backend.engine import Engine
-from colorize_backend.protocol import PROTOCOL_VERSION, encode_header
+from colorize_backend.pipeline import Colorizer
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -36,30 +36,10 @@ def synthetic_photo(megapixels: float) -> np.ndarray:
     return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def _daemon_call(endpoint: str, pixels: np.ndarray):
-    import zmq
-
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    header = {
-        "v": PROTOCOL_VERSION,
-        "op": "colorize",
-        "image": {"width": pixels.shape[1], "height": pixels.shape[0], "format": "rgb"},
-    }
-
-    def call():
-        sock.send_multipart([encode_header(header), pixels], copy=False)
-        reply = sock.recv_multipart(copy=False)
-        if b'"ok":true' not in reply[0].bytes:
-            raise RuntimeError(reply[0].bytes.decode())
-
-    return call, sock
-
-
-def run_bench(engine: Engine, args: argparse.Namespace) -> dict:
+def run_bench(colorizer: Colorizer, args: argparse.Namespace) -> dict:
     """Time network-only at 256² and 512², then each size directly and through a live daemon."""
-    entry = engine.manifest.resolve(args.model, kind="auto")
+    engine = colorizer.engine
+    entry = colorizer.manifest.resolve(args.model)
     report: dict = {
         "model": entry.name,
         "provider": engine.provider_of(entry),
@@ -71,23 +51,26 @@ def run_bench(engine: Engine, args: argparse.Namespace) -> dict:
         "pipeline": {},
     }
     for side in (256, 512):
-        lightness = np.full((1, 1, side, side), 50.0, dtype=np.float32)
+        inputs = example_inputs(ModelKind.AUTO, side, side)
         report["network_ms"][f"{side}x{side}"] = _median_ms(
-            lambda lightness=lightness: engine.predict_ab(entry, lightness), args.repeat
+            lambda inputs=inputs: engine.run(entry, inputs), args.repeat
         )
     endpoint = f"tcp://127.0.0.1:{15000 + os.getpid() % 1000}"
-    daemon = Daemon(engine, DaemonConfig(endpoint=endpoint))
+    daemon = Daemon(colorizer, DaemonConfig(endpoint=endpoint))
     daemon.start()
+    client = DaemonClient(endpoint)
     try:
-        assert probe_daemon(endpoint) is not None
+        client.hello(5.0)
         for megapixels in args.megapixels:
             pixels = synthetic_photo(megapixels)
             repeat = max(2, args.repeat // 3) if megapixels > 4 else args.repeat
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            direct = _median_ms(lambda pixels=pixels: engine.colorize(pixels, args.model), repeat)
-            call, sock = _daemon_call(endpoint, pixels)
-            via_daemon = _median_ms(call, repeat)
-            sock.close()
+            direct = _median_ms(
+                lambda pixels=pixels: colorizer.colorize(pixels, args.model), repeat
+            )
+            via_daemon = _median_ms(
+                lambda pixels=pixels: client.colorize(pixels, args.model), repeat
+            )
             report["pipeline"][f"{megapixels:g}MP"] = {
                 "size": f"{pixels.shape[1]}x{pixels.shape[0]}",
                 "direct_ms": direct,

@@ -11,18 +11,21 @@ from pathlib import Path
 import zmq
 
 from colorize_backend import __version__
-from colorize_backend.daemon import DEFAULT_ENDPOINT, Daemon, DaemonConfig
+from colorize_backend.daemon import Daemon, DaemonConfig
 from colorize_backend.engine import Engine
-from colorize_backend.manifest import MANIFEST_PATH, Manifest, ManifestError
-from colorize_backend.protocol import DEFAULT_MAX_PIXELS
+from colorize_backend.errors import ColorizeError
+from colorize_backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
+from colorize_backend.reference import ReferenceMode
 
 LOG = logging.getLogger("colorize")
 
 
-def make_engine(args: argparse.Namespace) -> Engine:
+def make_colorizer(args: argparse.Namespace) -> Colorizer:
     manifest = Manifest.load(Path(args.manifest))
     providers = ["CPUExecutionProvider"] if getattr(args, "cpu", False) else None
-    return Engine(manifest, providers=providers, threads=getattr(args, "threads", None))
+    return Colorizer(manifest, Engine(providers=providers, threads=getattr(args, "threads", None)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         curve_secret_key=args.curve_secret_key,
     )
     try:
-        daemon = Daemon(make_engine(args), config)
+        daemon = Daemon(make_colorizer(args), config)
     except ValueError as exc:
         LOG.error("%s", exc)
         return 2
@@ -52,22 +55,22 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorize_backend.images import expand_inputs, output_path, read_image, write_image
     from colorize_backend.progress import progress
 
-    engine = make_engine(args)
+    colorizer = make_colorizer(args)
     inputs = expand_inputs(args.inputs)
     many = len(inputs) > 1 or Path(args.inputs[0]).is_dir()
     root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
     reference = None
     if args.reference or args.hints:
-        from colorize_backend.guidance import Reference
+        from colorize_backend.reference import Reference
 
-        mode = "hints" if args.hints else args.reference_mode
+        mode = ReferenceMode.HINTS if args.hints else ReferenceMode.parse(args.reference_mode)
         reference = Reference(read_image(Path(args.hints or args.reference)), mode)
     failures = 0
     for source in progress(inputs, "colorizing"):
         target = output_path(source, root, Path(args.output), many)
         try:
-            result = engine.colorize(read_image(source), args.model, args.strength, reference)
-        except (OSError, ValueError, ManifestError) as exc:
+            result = colorizer.colorize(read_image(source), args.model, args.strength, reference)
+        except (OSError, ValueError, ColorizeError) as exc:
             LOG.error("%s: %s", source, exc)
             failures += 1
             continue
@@ -84,17 +87,17 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    engine = make_engine(args)
-    manifest = engine.manifest
+    colorizer = make_colorizer(args)
+    manifest = colorizer.manifest
     rows = []
     for entry in manifest.entries.values():
         size = f"{entry.path.stat().st_size / 1e6:.1f} MB" if entry.path.exists() else "missing"
-        provider = engine.provider_of(entry) if entry.path.exists() else "-"
+        provider = colorizer.engine.provider_of(entry) if entry.path.exists() else "-"
         default = "*" if entry.name == manifest.default else " "
         rows.append(
             (
                 f"{default}{entry.name}",
-                entry.kind,
+                entry.kind.value,
                 f"{entry.input_size}px",
                 size,
                 provider,
@@ -131,7 +134,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from colorize_backend.bench import run_bench
 
-    report = run_bench(make_engine(args), args)
+    report = run_bench(make_colorizer(args), args)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -185,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("-o", "--output", required=True, help="output file or folder")
     colorize.add_argument("--model", help="model name or path to an .onnx file")
     colorize.add_argument("--reference", help="exemplar colour photo (or hint image)")
-    colorize.add_argument("--reference-mode", choices=("auto", "exemplar", "hints"), default="auto")
+    colorize.add_argument(
+        "--reference-mode", choices=[m.value for m in ReferenceMode], default="detect"
+    )
     colorize.add_argument("--hints", help="transparent PNG with painted colour hints")
     colorize.add_argument("--strength", type=float, default=1.0)
     engine_options(colorize)
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ManifestError, FileNotFoundError) as exc:
+    except (ColorizeError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
         return 2
 

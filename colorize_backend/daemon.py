@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import queue
 import threading
 import time
@@ -24,25 +25,27 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from colorize_backend import __version__
-from colorize_backend.engine import Engine
-from colorize_backend.guidance import Reference
-from colorize_backend.manifest import ManifestError
+from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import (
+    DEFAULT_ENDPOINT,
     DEFAULT_MAX_PIXELS,
     MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
-    RESULT_FORMAT,
     ColorizeRequest,
     ImageSpec,
-    ProtocolError,
+    Operation,
+    colorize_reply,
     decode_header,
     encode_header,
-    error_header,
+    error_reply,
+    hello_reply,
+    models_reply,
     parse_colorize,
 )
+from colorize_backend.reference import Reference
 
 LOG = logging.getLogger("colorize.daemon")
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 REPLIES = "inproc://colorize-replies"
 
 
@@ -95,16 +98,16 @@ def split_envelope(frames: list) -> tuple[list, list]:
 class Daemon:
     """Serve colorize requests until stop() is called."""
 
-    def __init__(self, engine: Engine, config: DaemonConfig):
+    def __init__(self, colorizer: Colorizer, config: DaemonConfig):
         if not is_loopback(config.endpoint) and config.curve_secret_key is None:
             raise ValueError(
                 f"refusing to bind {config.endpoint}: it is not a loopback address and no CURVE "
                 "key was given. Run `colorize-backend keys DIR` and pass --curve-secret-key "
                 "DIR/server.key_secret to serve other machines securely."
             )
-        self.engine = engine
+        self.colorizer = colorizer
         self.config = config
-        self.context = zmq.Context.instance()
+        self.context: zmq.Context = zmq.Context.instance()
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -170,7 +173,7 @@ class Daemon:
             PROTOCOL_VERSION,
             self.config.workers,
             self.config.queue_size,
-            ",".join(self.engine.providers),
+            ",".join(self.colorizer.engine.providers),
         )
         poller = zmq.Poller()
         poller.register(front, zmq.POLLIN)
@@ -202,13 +205,13 @@ class Daemon:
         request_id = None
         try:
             if not body:
-                raise ProtocolError("bad_frames", "message has no header frame")
+                raise ColorizeError(ErrorCode.BAD_FRAMES, "message has no header frame")
             header = decode_header(body[0].bytes)
             request_id = header.get("id")
             op = header["op"]
-            if op == "hello":
+            if op == Operation.HELLO:
                 self._reply(front, envelope, self.hello(request_id))
-            elif op == "models":
+            elif op == Operation.MODELS:
                 self._reply(front, envelope, self.models(request_id))
             else:
                 payload = [frame.buffer for frame in body[1:]]
@@ -217,48 +220,41 @@ class Daemon:
                 try:
                     self.jobs.put_nowait(job)
                 except queue.Full:
-                    raise ProtocolError(
-                        "busy", f"queue full ({self.config.queue_size} waiting); retry shortly"
+                    raise ColorizeError(
+                        ErrorCode.BUSY,
+                        f"queue full ({self.config.queue_size} waiting); retry shortly",
                     ) from None
-        except ProtocolError as exc:
+        except ColorizeError as exc:
             LOG.warning("refused request %s: %s: %s", request_id, exc.code, exc.message)
-            self._reply(front, envelope, error_header(exc.code, exc.message, request_id))
+            self._reply(front, envelope, error_reply(exc.code, exc.message, request_id))
 
     @staticmethod
     def _reply(sock: zmq.Socket, envelope: list[bytes], header: dict, *frames: bytes) -> None:
         sock.send_multipart([*envelope, encode_header(header), *frames], copy=False)
 
     def hello(self, request_id: Any = None) -> dict[str, Any]:
-        manifest = self.engine.manifest
-        return {
-            "v": PROTOCOL_VERSION,
-            "ok": True,
-            "id": request_id,
-            "protocol": PROTOCOL_VERSION,
-            "backend_version": __version__,
-            "models": sorted(manifest.entries),
-            "default_model": manifest.default,
-            "providers": self.engine.providers,
-            "max_pixels": self.config.max_pixels,
-        }
+        manifest = self.colorizer.manifest
+        return hello_reply(
+            request_id,
+            __version__,
+            sorted(manifest.entries),
+            manifest.default,
+            self.colorizer.engine.providers,
+            self.config.max_pixels,
+            os.getpid(),
+        )
 
     def models(self, request_id: Any = None) -> dict[str, Any]:
         listed = [
             {
                 "name": e.name,
-                "kind": e.kind,
+                "kind": e.kind.value,
                 "input_size": e.input_size,
                 "description": e.description,
             }
-            for e in self.engine.manifest.entries.values()
+            for e in self.colorizer.manifest.entries.values()
         ]
-        return {
-            "v": PROTOCOL_VERSION,
-            "ok": True,
-            "id": request_id,
-            "models": listed,
-            "default_model": self.engine.manifest.default,
-        }
+        return models_reply(request_id, listed, self.colorizer.manifest.default)
 
     def _work(self) -> None:
         sender = self.context.socket(zmq.PUSH)
@@ -270,7 +266,7 @@ class Daemon:
         finally:
             sender.close()
 
-    def _run(self, job: Job) -> tuple[dict[str, Any], list[bytes]]:
+    def _run(self, job: Job) -> tuple[dict[str, Any], list]:
         request = job.request
         spec = request.image
         request_id = job.header.get("id")
@@ -285,33 +281,23 @@ class Daemon:
                     request.reference_mode,
                     (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1]),
                 )
-            result = self.engine.colorize(pixels, request.model, request.strength, reference)
-        except (ManifestError, ValueError) as exc:
+            result = self.colorizer.colorize(pixels, request.model, request.strength, reference)
+        except ColorizeError as exc:
             LOG.warning("request %s failed: %s", request_id, exc)
-            return error_header("bad_request", str(exc), request_id), []
+            return error_reply(exc.code, exc.message, request_id), []
         except Exception as exc:  # the daemon must outlive any failure of one request
             LOG.exception("request %s crashed", request_id)
-            return error_header("internal", f"{type(exc).__name__}: {exc}", request_id), []
+            return error_reply(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", request_id), []
         timings = {"queue": round(waited, 4), **result.timings.stages}
         LOG.info(
             "request %s: %dx%d %s model=%s provider=%s %s",
             request_id,
             spec.width,
             spec.height,
-            spec.format,
+            spec.format.value,
             result.model,
             result.provider,
             " ".join(f"{k}={v * 1000:.0f}ms" for k, v in timings.items()),
         )
-        header = {
-            "v": PROTOCOL_VERSION,
-            "ok": True,
-            "id": request_id,
-            "width": spec.width,
-            "height": spec.height,
-            "format": RESULT_FORMAT[spec.format],
-            "model": result.model,
-            "provider": result.provider,
-            "timings": timings,
-        }
+        header = colorize_reply(request_id, spec, result.model, result.provider, timings)
         return header, [result.pixels]  # sent zero-copy from the array

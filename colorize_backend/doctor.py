@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import importlib
-import json
 import platform
 import sys
 from pathlib import Path
 
-import zmq
-
 from colorize_backend import __version__
-from colorize_backend.daemon import DEFAULT_ENDPOINT
+from colorize_backend.client import DaemonClient
 from colorize_backend.engine import available_providers
+from colorize_backend.errors import ColorizeError
 from colorize_backend.manifest import Manifest, ManifestError
-from colorize_backend.protocol import PROTOCOL_VERSION, encode_header
+from colorize_backend.protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 
 
 def _line(ok: bool, text: str) -> None:
     print(f"[{'ok' if ok else '!!'}] {text}")
 
 
-def probe_daemon(endpoint: str, timeout_ms: int = 1500) -> dict | None:
+def probe_daemon(endpoint: str, timeout_s: float = 1.5) -> dict | None:
     """The daemon's hello reply, or None when nothing answers at endpoint."""
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    sock.connect(endpoint)
     try:
-        sock.send_multipart([encode_header({"v": PROTOCOL_VERSION, "op": "hello"})])
-        return json.loads(sock.recv_multipart()[0])
-    except zmq.Again:
+        return DaemonClient(endpoint).hello(timeout_s)
+    except ColorizeError:
         return None
-    finally:
-        sock.close()
 
 
 def diagnose(manifest_path: Path, endpoint: str = DEFAULT_ENDPOINT) -> list[str]:

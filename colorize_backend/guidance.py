@@ -1,60 +1,70 @@
-"""Steering the colour with a reference layer, without any trained model.
+"""Steering the colour with a reference: one entry per reference mode.
 
-Two model-free methods that always work:
-- exemplar: move the automatic prediction's chroma statistics towards the
-  exemplar's, separately per lightness band (soft bands, no seams), so that a
-  blue sky in the exemplar tints bright regions, not faces;
-- hints: propagate painted colours along lightness edges (Levin, Lischinski &
-  Weiss 2004, "Colorization using Optimization"), solved as a sparse linear
-  system at the network's working size. The propagated quantity is the
-  difference between hint and prediction, screened by a small decay term, so
-  a hint affects its similar-looking neighbourhood and fades beyond it.
+With a model trained for the reference (kind `exemplar` or `hint`) guidance prepares its
+inputs; without one, two model-free methods steer the automatic prediction:
+- exemplar: move the prediction's chroma statistics towards the exemplar's, separately
+  per lightness band (soft bands, no seams), so that a blue sky in the exemplar tints
+  bright regions, not faces;
+- hints: propagate painted colours along lightness edges (Levin, Lischinski & Weiss
+  2004, "Colorization using Optimization"), solved as a sparse linear system at the
+  network's working size. The propagated quantity is the difference between hint and
+  prediction, screened by a small decay term, so a hint affects its similar-looking
+  neighbourhood and fades beyond it.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from colorize_backend.color import rgb_to_lab
-from colorize_backend.pipeline import alpha_channel, colour_channels, network_size, resize_plane
+from colorize_backend.contract import ModelKind
+from colorize_backend.manifest import ModelEntry
+from colorize_backend.planes import resize_plane
+from colorize_backend.reference import Hints, Reference
 
-HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
 BANDS = 5
 
 
-@dataclass
-class Reference:
-    """A reference layer: pixels ([H, W, C] u8), how to read them, offset from the source."""
+def steer_with_exemplar(
+    lightness: np.ndarray, ab: np.ndarray, reference: Reference, strength: float
+) -> np.ndarray:
+    """Model-free: the automatic ab [2, h, w] moved towards the exemplar's colours.
 
-    pixels: np.ndarray
-    mode: str = "auto"  # auto | exemplar | hints
-    offset: tuple[int, int] = (0, 0)  # reference origin minus source origin, in pixels
-
-    def resolved_mode(self) -> str:
-        if self.mode != "auto":
-            return self.mode
-        if self.pixels.shape[2] in (2, 4):
-            coverage = float(np.mean(self.pixels[..., -1] > 0))
-            if coverage < HINT_MODE_MAX_COVERAGE:
-                return "hints"
-        return "exemplar"
+    lightness is the network input [h0, w0]; ab may be smaller (the model's output)."""
+    working_l = resize_plane(lightness, ab.shape[2], ab.shape[1])
+    return transfer_exemplar(working_l, ab, reference.exemplar_lab(), strength)
 
 
-def _as_rgb(colour: np.ndarray) -> np.ndarray:
-    """Grey (1 channel) or RGB (3) u8 → RGB, along the last axis."""
-    return colour if colour.shape[-1] == 3 else np.repeat(colour, 3, axis=-1)
+def steer_with_hints(
+    lightness: np.ndarray, ab: np.ndarray, hints: Hints, strength: float
+) -> np.ndarray:
+    """Model-free: the automatic ab moved to the hints and the change spread along edges."""
+    return (1 - strength) * ab + strength * spread_hints(lightness, ab, hints)
 
 
-def reference_lab(pixels: np.ndarray, short_side: int = 256, multiple: int = 32) -> np.ndarray:
-    """An exemplar photo as [h, w, 3] Lab at the network's working size (sides multiples)."""
-    rgb = _as_rgb(colour_channels(pixels))
-    w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
-    planes = [resize_plane(rgb[..., c].astype(np.float32), w, h) for c in range(3)]
-    return rgb_to_lab(np.clip(np.stack(planes, axis=-1) / 255.0, 0, 1))
+def spread_hints(lightness: np.ndarray, ab: np.ndarray, hints: Hints) -> np.ndarray:
+    """ab moved to the hints at hinted cells, the change spread along lightness edges."""
+    ab_h, ab_w = ab.shape[1:]
+    grid = hints.on_grid(ab_w, ab_h)
+    return propagate_hints(resize_plane(lightness, ab_w, ab_h), ab, grid.ab, grid.mask)
+
+
+def model_inputs(
+    entry: ModelEntry, small: np.ndarray, reference: Reference, hints: Hints | None
+) -> dict[str, np.ndarray]:
+    """A guided model's contract inputs beside the network-size lightness `small`."""
+    if entry.kind is ModelKind.EXEMPLAR:
+        ref_lab = reference.exemplar_lab(entry.input_size, entry.multiple).transpose(2, 0, 1)
+        return {"L": small, "ref_lab": np.ascontiguousarray(ref_lab[None])}
+    assert hints is not None, "a hint model needs hints"
+    height, width = small.shape[2:]
+    grid = hints.on_grid(width, height)
+    return {
+        "L": small,
+        "hint_ab": np.ascontiguousarray(grid.ab.transpose(2, 0, 1)[None]),
+        "hint_mask": grid.mask[None, None].astype(np.float32),
+    }
 
 
 def _band_weights(lightness: np.ndarray, centres: np.ndarray, width: float) -> np.ndarray:
@@ -84,26 +94,6 @@ def transfer_exemplar(
         out += ws * ((source_ab - mu_s) * (sd_r / sd_s) + mu_r)
     blended = (1 - strength) * source_ab + strength * out
     return blended.T.reshape(ab.shape).astype(np.float32)
-
-
-def hints_at(reference: Reference, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hint ab [H, W, 2] and mask [H, W] in source coordinates (mapped through the offsets)."""
-    pixels = reference.pixels
-    alpha = alpha_channel(pixels)
-    ys, xs = (
-        np.nonzero(alpha[..., 0] > 0)
-        if alpha is not None
-        else np.indices(pixels.shape[:2]).reshape(2, -1)
-    )
-    xs_src, ys_src = xs + reference.offset[0], ys + reference.offset[1]
-    inside = (xs_src >= 0) & (xs_src < width) & (ys_src >= 0) & (ys_src < height)
-    ys, xs, xs_src, ys_src = ys[inside], xs[inside], xs_src[inside], ys_src[inside]
-    rgb = _as_rgb(colour_channels(pixels)[ys, xs])
-    ab = np.zeros((height, width, 2), dtype=np.float32)
-    mask = np.zeros((height, width), dtype=bool)
-    ab[ys_src, xs_src] = rgb_to_lab(rgb.astype(np.float32) / 255.0)[:, 1:]
-    mask[ys_src, xs_src] = True
-    return ab, mask
 
 
 def propagate_hints(
@@ -147,20 +137,3 @@ def propagate_hints(
     for c in range(2):
         out[unknown, c] = solve(-coupling @ residual[:, c])
     return (ab + out.T.reshape(2, h, w)).astype(np.float32)
-
-
-def small_hints(
-    hint_ab: np.ndarray, hint_mask: np.ndarray, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Full-resolution hints → the working grid: each hinted cell takes its hints' mean ab."""
-    full_h, full_w = hint_mask.shape
-    ys, xs = np.nonzero(hint_mask)
-    cells = (ys * height // full_h) * width + (xs * width // full_w)
-    counts = np.bincount(cells, minlength=width * height)
-    ab = np.stack(
-        [np.bincount(cells, hint_ab[ys, xs, c], minlength=width * height) for c in range(2)],
-        axis=-1,
-    )
-    mask = counts > 0
-    ab[mask] /= counts[mask, None]
-    return ab.reshape(height, width, 2).astype(np.float32), mask.reshape(height, width)

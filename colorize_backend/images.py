@@ -13,8 +13,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 def read_image(path: Path) -> np.ndarray:
     """Decode to [H, W, C] u8, honouring EXIF orientation; keeps alpha, greys stay 1 channel."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
+    with Image.open(path) as opened:
+        im: Image.Image = ImageOps.exif_transpose(opened)
         if im.mode in ("L", "LA", "RGB", "RGBA"):
             pass
         elif im.mode in ("I;16", "I", "F"):

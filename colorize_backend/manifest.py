@@ -1,4 +1,4 @@
-"""The model catalogue: shipped manifest entries, checksums, and user models by path."""
+"""The model catalogue: the shipped manifest's entries, checksums, and user models by path."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorize_backend.contract import ModelKind, kind_of_inputs
+from colorize_backend.errors import ColorizeError, ErrorCode
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
-KINDS = ("auto", "hint", "exemplar")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
     path: Path
-    kind: str
+    kind: ModelKind
     input_size: int
     multiple: int = 32
     sha256: str | None = None
@@ -25,8 +27,11 @@ class ModelEntry:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-class ManifestError(Exception):
-    """The manifest or a model file is missing, malformed or corrupted."""
+class ManifestError(ColorizeError):
+    """The manifest or a model file is missing, malformed or corrupted, or no such model."""
+
+    def __init__(self, message: str):
+        super().__init__(ErrorCode.BAD_REQUEST, message)
 
 
 def sha256_of(path: Path) -> str:
@@ -59,14 +64,14 @@ class Manifest:
             raise ManifestError(f"manifest default {default!r} is not a listed model")
         return cls(entries, default)
 
-    def resolve(self, name_or_path: str | None, kind: str = "auto") -> ModelEntry:
+    def resolve(self, name_or_path: str | None, kind: ModelKind = ModelKind.AUTO) -> ModelEntry:
         """A model by manifest name, by path to a user's ONNX file, or the default of a kind."""
         if name_or_path is None:
-            if kind == "auto" and self.default:
+            if kind is ModelKind.AUTO and self.default:
                 return self.entries[self.default]
             entry = self.find_kind(kind)
             if entry is None:
-                raise ManifestError(f"no {kind!r} model is installed")
+                raise ManifestError(f"no {kind.value!r} model is installed")
             return entry
         if name_or_path in self.entries:
             return self.entries[name_or_path]
@@ -75,9 +80,9 @@ class Manifest:
             return user_model(candidate)
         raise ManifestError(f"unknown model {name_or_path!r}; installed: {sorted(self.entries)}")
 
-    def find_kind(self, kind: str) -> ModelEntry | None:
+    def find_kind(self, kind: ModelKind) -> ModelEntry | None:
         """The first listed model of a kind, if any."""
-        return next((e for e in self.entries.values() if e.kind == kind), None)
+        return next((e for e in self.entries.values() if e.kind is kind), None)
 
     def verify(self) -> list[str]:
         """Problems with the shipped files: missing, or sha256 differing from the manifest."""
@@ -92,9 +97,12 @@ class Manifest:
 
 def entry_from_dict(raw: dict[str, Any], base: Path) -> ModelEntry:
     try:
-        kind = raw["kind"]
-        if kind not in KINDS:
-            raise ManifestError(f"model {raw.get('name')!r} has unknown kind {kind!r}")
+        try:
+            kind = ModelKind(raw["kind"])
+        except ValueError:
+            raise ManifestError(
+                f"model {raw.get('name')!r} has unknown kind {raw['kind']!r}"
+            ) from None
         known = {"name", "file", "kind", "input_size", "multiple", "sha256", "description"}
         return ModelEntry(
             name=raw["name"],
@@ -114,13 +122,8 @@ def user_model(path: Path) -> ModelEntry:
     """A user's own ONNX colorizer; its kind is read from its input names (the contract)."""
     import onnxruntime as ort
 
-    inputs = {i.name for i in ort.InferenceSession(str(path)).get_inputs()}
-    if "hint_ab" in inputs:
-        kind = "hint"
-    elif "ref_lab" in inputs:
-        kind = "exemplar"
-    elif inputs == {"L"}:
-        kind = "auto"
-    else:
+    inputs = [i.name for i in ort.InferenceSession(str(path)).get_inputs()]
+    kind = kind_of_inputs(inputs)
+    if kind is None:
         raise ManifestError(f"{path}: inputs {sorted(inputs)} do not follow the model contract")
     return ModelEntry(name=path.stem, path=path, kind=kind, input_size=256, multiple=32)

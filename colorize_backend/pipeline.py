@@ -1,105 +1,156 @@
-"""Pre- and post-processing around the network.
+"""Colorizer.colorize(): choose the model → preprocess → predict or steer → compose.
 
-The network sees only a small lightness image; the result is full resolution
-because the predicted chroma is upsampled and joined with the source's own
-full-resolution lightness. Work is done in horizontal bands so that memory
-beyond the input and output buffers stays constant for large photos.
+Every way of colorizing (automatic, exemplar, hints; trained guided model or model-free
+steering) runs these four steps in this order; each step's work lives in the module
+named for it (manifest, planes, engine, guidance).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
-from colorize_backend.color import lab_to_u8, lightness_from_u8
-
-BAND_ROWS = 256
-
-
-def network_size(width: int, height: int, short_side: int, multiple: int) -> tuple[int, int]:
-    """(w, h) with the short side near short_side, aspect kept, both multiples of `multiple`."""
-    scale = short_side / min(width, height)
-
-    def snap(v: float) -> int:
-        return max(multiple, int(round(v / multiple)) * multiple)
-
-    return snap(width * scale), snap(height * scale)
+from colorize_backend import guidance
+from colorize_backend.contract import ModelKind
+from colorize_backend.engine import Engine
+from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.manifest import Manifest, ModelEntry
+from colorize_backend.planes import compose, full_lightness, network_input, resize_planes
+from colorize_backend.reference import Hints, Reference, ReferenceMode
 
 
-def colour_channels(pixels: np.ndarray) -> np.ndarray:
-    """The grey or RGB part of an [H, W, C] u8 image (drops alpha)."""
-    return pixels[..., :1] if pixels.shape[2] <= 2 else pixels[..., :3]
+@dataclass
+class Timings:
+    """Seconds spent per stage, for logs and the protocol's reply header."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - started, 4)
+        return now
 
 
-def alpha_channel(pixels: np.ndarray) -> np.ndarray | None:
-    return pixels[..., -1:] if pixels.shape[2] in (2, 4) else None
+@dataclass
+class Result:
+    pixels: np.ndarray
+    model: str
+    provider: str
+    timings: Timings
 
 
-def full_lightness(pixels: np.ndarray) -> np.ndarray:
-    """CIE L of the whole image, [H, W] float32, computed band by band on all cores."""
-    colour = colour_channels(pixels)
-    out = np.empty(pixels.shape[:2], dtype=np.float32)
+@dataclass
+class Steering:
+    """What steers one request: the reference, how it is read, its hints, and how much."""
 
-    def band(top: int) -> None:
-        out[top : top + BAND_ROWS] = lightness_from_u8(colour[top : top + BAND_ROWS])
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        list(pool.map(band, range(0, pixels.shape[0], BAND_ROWS)))
-    return out
+    reference: Reference | None
+    mode: ReferenceMode | None
+    hints: Hints | None
+    strength: float
 
 
-def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Antialiased bilinear resize of one float32 plane."""
-    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.float32)
+class Colorizer:
+    """Colorizes u8 images with the manifest's models on an engine.
 
-
-def network_input(lightness: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
-    """Full-resolution L → [1, 1, h, w] float32 at the model's working size."""
-    height, width = lightness.shape
-    w, h = network_size(width, height, short_side, multiple)
-    return resize_plane(lightness, w, h)[None, None]
-
-
-def compose(
-    lightness: np.ndarray,
-    ab_small: np.ndarray,
-    pixels: np.ndarray,
-    strength: float = 1.0,
-    exact: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; → u8.
-
-    `exact` = (ab [H, W, 2], mask [H, W]) forces those pixels' chroma (painted hints).
-    Bands are independent, so they run on all cores (numpy and Pillow release the GIL).
+    refine_hints: after a hint model, spread what is left between each hint and the model's
+    colour there with guidance's edge-aware solve (off only to measure the model alone).
     """
-    height, width = lightness.shape
-    alpha = alpha_channel(pixels)
-    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=np.uint8)
-    planes = [
-        Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F") for c in ab_small
-    ]
-    scale_y = ab_small.shape[1] / height
 
-    def band(top: int) -> None:
-        bottom = min(top + BAND_ROWS, height)
-        box = (0.0, top * scale_y, float(ab_small.shape[2]), bottom * scale_y)
-        ab = np.stack(
-            [np.asarray(p.resize((width, bottom - top), Image.BILINEAR, box=box)) for p in planes],
-            axis=-1,
+    def __init__(self, manifest: Manifest, engine: Engine, refine_hints: bool = True):
+        self.manifest = manifest
+        self.engine = engine
+        self.refine_hints = refine_hints
+
+    def colorize(
+        self,
+        pixels: np.ndarray,
+        model: str | None = None,
+        strength: float = 1.0,
+        reference: Reference | None = None,
+    ) -> Result:
+        """Colorize an [H, W, C] u8 image (C = 1..4) into RGB(A) u8 of the same size.
+
+        With a reference, the colour is steered by the exemplar's colours or the painted hints:
+        through a model trained for it when one is installed, else by model-free steering of
+        the automatic prediction.
+        """
+        if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
+            raise ValueError("pixels must be an [H, W, C] uint8 array with 1 to 4 channels")
+        timings = Timings()
+        mode = reference.resolved_mode() if reference is not None else None
+        entry = self.choose_model(model, mode)
+        started = time.perf_counter()
+        lightness = full_lightness(pixels)
+        small = network_input(lightness, entry.input_size, entry.multiple)
+        hints = self._hints(reference, lightness.shape) if mode is ReferenceMode.HINTS else None
+        started = timings.add("preprocess", started)
+        ab = self.predict_or_steer(entry, small, Steering(reference, mode, hints, strength))
+        started = timings.add("network", started)
+        exact = hints if hints is not None and strength >= 1.0 else None
+        out = compose(lightness, ab, pixels, 1.0 if mode else strength, exact)
+        timings.add("postprocess", started)
+        return Result(out, entry.name, self.engine.provider_of(entry), timings)
+
+    def choose_model(self, model: str | None, mode: ReferenceMode | None) -> ModelEntry:
+        """The model that serves a request: the one named, else the manifest's model for the
+        reference kind (exemplar or hint) if it ships one, else the default auto model."""
+        wanted = mode.model_kind if mode is not None else None
+        if model is not None:
+            entry = self.manifest.resolve(model)
+            if entry.kind is not ModelKind.AUTO and entry.kind is not wanted:
+                needs = (
+                    "an exemplar photo"
+                    if entry.kind is ModelKind.EXEMPLAR
+                    else "a painted hint layer"
+                )
+                raise ColorizeError(
+                    ErrorCode.BAD_REQUEST,
+                    f"model {entry.name} is a {entry.kind.value!r} model; it needs {needs}",
+                )
+            return entry
+        guided = self.manifest.find_kind(wanted) if wanted else None
+        return guided or self.manifest.resolve(None)
+
+    def predict_or_steer(
+        self, entry: ModelEntry, small: np.ndarray, steering: Steering
+    ) -> np.ndarray:
+        """ab [2, h, w] at the model's output size, steered by the reference if there is one."""
+        if entry.kind is ModelKind.AUTO:
+            ab = self.engine.run(entry, {"L": small})
+            if steering.mode is ReferenceMode.EXEMPLAR:
+                assert steering.reference is not None
+                return guidance.steer_with_exemplar(
+                    small[0, 0], ab, steering.reference, steering.strength
+                )
+            if steering.mode is ReferenceMode.HINTS:
+                assert steering.hints is not None
+                return guidance.steer_with_hints(small[0, 0], ab, steering.hints, steering.strength)
+            return ab
+        assert steering.reference is not None
+        inputs = guidance.model_inputs(entry, small, steering.reference, steering.hints)
+        ab = self.engine.run(entry, inputs)
+        if entry.kind is ModelKind.HINT and self.refine_hints and steering.hints is not None:
+            ab = guidance.spread_hints(small[0, 0], ab, steering.hints)
+        if steering.strength >= 1.0:
+            return ab
+        return steering.strength * ab + (1 - steering.strength) * self._automatic(small, ab.shape)
+
+    def _automatic(self, small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The default auto model's ab for the same photo, resampled to `shape`."""
+        auto = self.manifest.resolve(None)
+        ab = self.engine.run(
+            auto, {"L": network_input(small[0, 0], auto.input_size, auto.multiple)}
         )
-        if strength != 1.0:
-            ab *= strength
-        if exact is not None:
-            band_mask = exact[1][top:bottom]
-            ab[band_mask] = exact[0][top:bottom][band_mask]
-        out[top:bottom, :, :3] = lab_to_u8(lightness[top:bottom], ab)
-        if alpha is not None:
-            out[top:bottom, :, 3:] = alpha[top:bottom]
+        return resize_planes(ab, shape[2], shape[1])
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        list(pool.map(band, range(0, height, BAND_ROWS)))
-    return out
+    @staticmethod
+    def _hints(reference: Reference | None, shape: tuple[int, int]) -> Hints:
+        assert reference is not None
+        hints = reference.hints_over(shape[1], shape[0])
+        if not hints.mask.any():
+            raise ColorizeError(
+                ErrorCode.BAD_REQUEST, "the hint layer has no painted pixels over the image"
+            )
+        return hints

@@ -1,8 +1,7 @@
-"""Shared fixtures: a generated test model, an engine, and a live daemon on loopback."""
+"""Shared fixtures: a generated test model, a colorizer, and a live daemon on loopback."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,9 @@ import pytest
 from colorize_backend.daemon import Daemon, DaemonConfig
 from colorize_backend.engine import Engine
 from colorize_backend.manifest import Manifest
+from colorize_backend.pipeline import Colorizer
+from tests.helpers import REPO, loopback_endpoint
 from tests.onnx_models import write_manifest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +21,16 @@ def test_manifest(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(test_manifest) -> Engine:
-    return Engine(Manifest.load(test_manifest), providers=["CPUExecutionProvider"], threads=1)
+def colorizer(test_manifest) -> Colorizer:
+    return Colorizer(Manifest.load(test_manifest), Engine(["CPUExecutionProvider"], threads=1))
 
 
 @pytest.fixture
-def daemon(engine):
+def daemon(colorizer):
     """A real daemon on a free loopback port; yields its endpoint."""
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = loopback_endpoint()
     server = Daemon(
-        engine, DaemonConfig(endpoint=endpoint, workers=2, queue_size=4, max_pixels=4_000_000)
+        colorizer, DaemonConfig(endpoint=endpoint, workers=2, queue_size=4, max_pixels=4_000_000)
     )
     server.start()
     yield endpoint

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def cli(manifest, *args, timeout=120):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -11,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from tests.conftest import REPO, free_port
+from tests.helpers import REPO, loopback_endpoint, stop_pid
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
 from colorize_client import BackendError, Client, load_config  # noqa: E402
@@ -65,7 +64,7 @@ def fake_daemon(endpoint: str, replies: list[dict | None], seen: list) -> thread
 
 
 def test_protocol_version_mismatch_is_a_clear_error():
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = loopback_endpoint()
     seen: list = []
     fake_daemon(endpoint, [{"v": 2, "ok": True, "protocol": 2}], seen)
     with pytest.raises(BackendError, match="protocol v2 but this plug-in needs v1"):
@@ -74,7 +73,7 @@ def test_protocol_version_mismatch_is_a_clear_error():
 
 
 def test_timeout_is_retried_once_on_a_fresh_socket():
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = loopback_endpoint()
     seen: list = []
     fake_daemon(endpoint, [None, {"v": 1, "ok": True, "protocol": 1}], seen)
     reply = client_for(endpoint).hello(timeout_s=1.0, retries=1)
@@ -82,13 +81,13 @@ def test_timeout_is_retried_once_on_a_fresh_socket():
 
 
 def test_unreachable_without_launcher_says_how_to_start_it():
-    client = client_for(f"tcp://127.0.0.1:{free_port()}", hello_timeout_s=0.2)
+    client = client_for(loopback_endpoint(), hello_timeout_s=0.2)
     with pytest.raises(BackendError, match="colorize-backend serve"):
         client.ensure_daemon()
 
 
 def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = loopback_endpoint()
     launcher = [
         sys.executable,
         "-m",
@@ -112,4 +111,4 @@ def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
         assert hello["models"] == ["linear"] and messages == ["Starting the colorize backend..."]
         assert "serving on " + endpoint in (tmp_path / "daemon.log").read_text()
     finally:
-        subprocess.run(["pkill", "-f", f"serve --endpoint {endpoint}"], check=False)
+        stop_pid(hello["pid"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.helpers import REPO, loopback_endpoint
 
 
 def interpreter_env(python: str) -> dict[str, str]:
@@ -52,7 +52,7 @@ def test_gimpfu_entry_registers_and_colorizes(python, daemon, photo, tmp_path):
     (tmp_path / "down.json").write_text(
         json.dumps(
             {
-                "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                "endpoint": loopback_endpoint(),
                 "launcher": ["/nonexistent/backend"],
                 "hello_timeout_s": 0.3,
                 "start_timeout_s": 1,

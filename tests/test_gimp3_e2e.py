@@ -7,12 +7,10 @@ the bundled photograph and checks the new layer's pixels.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +18,9 @@ import numpy as np
 import pytest
 
 from colorize_backend.color import lightness_from_u8, rgb_to_lab
-from colorize_backend.doctor import probe_daemon
-from tests.conftest import REPO, free_port
+from installer.layout import Layout
+from installer.plugins import install_plugins
+from tests.helpers import REPO, loopback_endpoint, start_daemon
 from training.metrics import colorfulness
 
 pytestmark = pytest.mark.gimp
@@ -30,13 +29,6 @@ GIMP_HOME = "/root"  # inside the chroot
 HINT_DOTS = [(20, 20), (60, 40), (100, 60)]  # in the hint layer's own coordinates
 HINT_COLOURS = [(200, 40, 40), (40, 160, 60), (40, 80, 200)]
 HINT_LAYER_OFFSET, SOURCE_OFFSET = (64, 40), (24, 12)
-
-
-def load_installer():
-    spec = importlib.util.spec_from_file_location("installer", REPO / "install.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +49,16 @@ def chroot():
 @pytest.fixture(scope="module")
 def live_daemon():
     """The real daemon with the shipped default model, as users run it."""
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "colorize_backend.cli", "serve", "--endpoint", endpoint],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while probe_daemon(endpoint, 500) is None:
-        assert proc.poll() is None and time.time() < deadline, "daemon did not start"
-    yield endpoint
-    proc.terminate()
-    log, _ = proc.communicate(timeout=20)
-    print(log)
+    daemon = start_daemon(loopback_endpoint())
+    yield daemon.endpoint
+    print(daemon.stop())
 
 
 @pytest.fixture(scope="module")
 def installed(chroot, live_daemon):
     profile = chroot / GIMP_HOME.lstrip("/") / ".config/GIMP/3.0"
     shutil.rmtree(profile / "plug-ins" / "colorize", ignore_errors=True)
-    load_installer().install_plugins([profile], live_daemon, vendor=False)
+    install_plugins(Layout(), [profile], live_daemon, vendor=False)
     assert os.access(profile / "plug-ins/colorize/colorize.py", os.X_OK)
     return profile
 
@@ -176,7 +157,7 @@ def test_painted_hint_dots_come_out_in_their_colours(gimp_run):
 
 def test_daemon_down_gives_clear_error_and_leaves_image_untouched(chroot, installed, tmp_path):
     config = {
-        "endpoint": f"tcp://127.0.0.1:{free_port()}",
+        "endpoint": loopback_endpoint(),
         "launcher": ["/nonexistent/backend"],
         "hello_timeout_s": 0.5,
         "start_timeout_s": 2,

@@ -8,6 +8,7 @@ import pytest
 
 from colorize_backend.engine import Engine
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.pipeline import Colorizer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -20,7 +21,7 @@ pytestmark = [
 
 def test_cuda_provider_runs_the_default_model_like_the_cpu(photo):
     manifest = Manifest.load(MANIFEST_PATH)
-    gpu = Engine(manifest).colorize(photo[..., :1])
-    cpu = Engine(manifest, providers=["CPUExecutionProvider"]).colorize(photo[..., :1])
+    gpu = Colorizer(manifest, Engine()).colorize(photo[..., :1])
+    cpu = Colorizer(manifest, Engine(["CPUExecutionProvider"])).colorize(photo[..., :1])
     assert gpu.provider == "CUDAExecutionProvider"
     assert np.abs(gpu.pixels.astype(int) - cpu.pixels.astype(int)).mean() < 1.0

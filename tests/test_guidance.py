@@ -7,8 +7,11 @@ import pytest
 
 from colorize_backend.color import rgb_to_lab
 from colorize_backend.engine import Engine
-from colorize_backend.guidance import Reference, hints_at, propagate_hints, transfer_exemplar
+from colorize_backend.errors import ColorizeError
+from colorize_backend.guidance import propagate_hints, transfer_exemplar
 from colorize_backend.manifest import Manifest
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.reference import Reference
 from tests.onnx_models import write_manifest
 
 
@@ -29,7 +32,8 @@ def test_hints_map_through_layer_offsets_and_clip_outside():
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[1, 1] = (255, 0, 0, 255)
     layer[3, 3] = (0, 0, 255, 255)
-    ab, mask = hints_at(Reference(layer, "hints", offset=(5, 2)), width=8, height=5)
+    hints = Reference(layer, "hints", offset=(5, 2)).hints_over(width=8, height=5)
+    ab, mask = hints.ab, hints.mask
     assert mask.sum() == 1 and mask[3, 6]  # (1,1) + (5,2); (3,3)+(5,2)=(8,5) is outside
     np.testing.assert_allclose(
         ab[3, 6], rgb_to_lab(np.array([1.0, 0, 0], np.float32))[1:], atol=1e-3
@@ -67,11 +71,11 @@ def test_exemplar_transfer_moves_each_lightness_band_towards_the_exemplar():
 
 
 def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
-    engine = Engine(Manifest.load(write_manifest(tmp_path, guided=True)), threads=1)
+    colorizer = Colorizer(Manifest.load(write_manifest(tmp_path, guided=True)), Engine(threads=1))
     grey = photo[..., :1]
     exemplar = np.zeros((30, 40, 3), np.uint8)
     exemplar[:] = (40, 90, 200)  # uniformly blue
-    result = engine.colorize(grey, reference=Reference(exemplar, "exemplar"))
+    result = colorizer.colorize(grey, reference=Reference(exemplar, "exemplar"))
     assert result.model == "exemplar"
     ab = rgb_to_lab(result.pixels.astype(np.float32) / 255)[..., 1:]
     want = rgb_to_lab(np.array([40, 90, 200], np.float32) / 255)[1:]
@@ -80,17 +84,17 @@ def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
 
     dots = np.zeros(grey.shape[:2] + (4,), np.uint8)
     dots[100:110, 200:210] = (220, 30, 30, 255)
-    hinted = engine.colorize(grey, reference=Reference(dots, "hints"))
+    hinted = colorizer.colorize(grey, reference=Reference(dots, "hints"))
     assert hinted.model == "hint"
     assert hinted.pixels[105, 205, 0] > hinted.pixels[105, 205, 2] + 30
-    assert engine.colorize(grey).model == "linear"  # no reference: the auto default
+    assert colorizer.colorize(grey).model == "linear"  # no reference: the auto default
 
 
 def test_a_guided_model_refuses_the_wrong_reference(tmp_path, photo):
 
-    engine = Engine(Manifest.load(write_manifest(tmp_path, guided=True)), threads=1)
-    with pytest.raises(ValueError, match="needs an exemplar photo"):
-        engine.colorize(photo[..., :1], model="exemplar")
+    colorizer = Colorizer(Manifest.load(write_manifest(tmp_path, guided=True)), Engine(threads=1))
+    with pytest.raises(ColorizeError, match="needs an exemplar photo"):
+        colorizer.colorize(photo[..., :1], model="exemplar")
 
 
 def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_path):
@@ -101,8 +105,8 @@ def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_
     dots[120:124, 120:124] = (220, 30, 30, 255)
     redness = {}
     for refine in (True, False):
-        engine = Engine(manifest, threads=1, refine_hints=refine)
-        result = engine.colorize(grey, reference=Reference(dots, "hints"))
+        colorizer = Colorizer(manifest, Engine(threads=1), refine_hints=refine)
+        result = colorizer.colorize(grey, reference=Reference(dots, "hints"))
         lab = rgb_to_lab(result.pixels.astype(np.float32) / 255)
         assert lab[122, 122, 1] > 40  # the painted pixels keep their colour either way
         redness[refine] = lab[122, 170, 1]  # three network cells to the right

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, free_port
+from installer.layout import Layout
+from installer.pyzmq_vendor import ensure_pyzmq
+from tests.helpers import REPO, loopback_endpoint
 
 VENV = Path(sys.prefix)  # the virtualenv running the tests; install.py reuses it
 
@@ -44,7 +45,7 @@ def install(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def installed(home):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = loopback_endpoint()
     output = home / "colorized"
     first = install(home, "--endpoint", endpoint, "--output", str(output))
     assert first.returncode == 0, first.stdout + first.stderr
@@ -123,13 +124,10 @@ def test_pyzmq_is_vendored_for_a_gimp_python_without_it(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     python = str(bare / "bin" / "python")
     assert subprocess.run([python, "-c", "import zmq"], capture_output=True).returncode != 0
-    spec = importlib.util.spec_from_file_location("installer", REPO / "install.py")
-    installer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(installer)
-    installer.use_locations(VENV, tmp_path / "out")
+    layout = Layout(REPO, VENV, tmp_path / "out")
     target = tmp_path / "colorize"
     target.mkdir()
-    note = installer.ensure_pyzmq(target, [python])
+    note = ensure_pyzmq(layout, target, [python])
     assert note.startswith("vendored pyzmq-"), note
     probe = "import sys; sys.path.insert(0, sys.argv[1]); import zmq; print(zmq.zmq_version())"
     done = subprocess.run(

@@ -1,10 +1,10 @@
-"""The engine's pipeline on a real onnxruntime session: sizes, lightness and alpha preserved."""
+"""The colorizer's pipeline on a real onnxruntime session: sizes, lightness and alpha preserved."""
 
 import numpy as np
 import pytest
 
 from colorize_backend.color import lightness_from_u8
-from colorize_backend.pipeline import network_size
+from colorize_backend.contract import network_size
 from tests.onnx_models import A_BIAS, A_GAIN
 
 
@@ -28,7 +28,7 @@ def _lightness_error(source, result):
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_colorize_keeps_size_lightness_and_alpha(engine, photo, channels):
+def test_colorize_keeps_size_lightness_and_alpha(colorizer, photo, channels):
     grey = photo[..., :1]
     source = {
         1: grey,
@@ -36,27 +36,27 @@ def test_colorize_keeps_size_lightness_and_alpha(engine, photo, channels):
         3: np.repeat(grey, 3, 2),
         4: np.concatenate([np.repeat(grey, 3, 2), 255 - grey], 2),
     }[channels]
-    result = engine.colorize(source).pixels
+    result = colorizer.colorize(source).pixels
     assert result.shape == source.shape[:2] + (4 if channels in (2, 4) else 3,)
     assert _lightness_error(source[..., :1] if channels < 3 else source[..., :3], result) < 1.0
     if channels in (2, 4):
         np.testing.assert_array_equal(result[..., 3], source[..., -1])
 
 
-def test_chroma_comes_from_the_network(engine):
+def test_chroma_comes_from_the_network(colorizer):
     flat = np.full((64, 64, 1), 119, np.uint8)  # L = 50
-    result = engine.colorize(flat).pixels
+    result = colorizer.colorize(flat).pixels
     from colorize_backend.color import rgb_to_lab
 
     a = rgb_to_lab(result.astype(np.float32) / 255)[..., 1]
     assert abs(float(a.mean()) - (A_GAIN * 50 + A_BIAS)) < 1.0
 
 
-def test_strength_zero_gives_grey(engine, photo):
-    result = engine.colorize(photo, strength=0.0).pixels.astype(int)
+def test_strength_zero_gives_grey(colorizer, photo):
+    result = colorizer.colorize(photo, strength=0.0).pixels.astype(int)
     assert np.abs(result[..., 0] - result[..., 1]).max() <= 1
 
 
-def test_rejects_non_u8(engine):
+def test_rejects_non_u8(colorizer):
     with pytest.raises(ValueError):
-        engine.colorize(np.zeros((4, 4, 3), np.float32))
+        colorizer.colorize(np.zeros((4, 4, 3), np.float32))

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from colorize_backend.protocol import ProtocolError, decode_header, parse_colorize
+from colorize_backend.errors import ColorizeError
+from colorize_backend.protocol import decode_header, parse_colorize
 
 
 def header(**fields):
@@ -14,7 +15,7 @@ def header(**fields):
 
 
 def code_of(fn, *args):
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(ColorizeError) as info:
         fn(*args)
     return info.value.code
 

@@ -6,17 +6,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from colorize_backend.contract import ModelKind, example_inputs
 from colorize_backend.engine import Engine
-from colorize_backend.guidance import Reference
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from training.evaluate import example_inputs, grey_version
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.reference import Reference
 from training.metrics import psnr
+from training.photos import grey_version
 
 MANIFEST = Manifest.load(MANIFEST_PATH)
 
 
 def test_manifest_has_a_default_auto_model_and_files_match_their_sha256():
-    assert MANIFEST.default and MANIFEST.entries[MANIFEST.default].kind == "auto"
+    assert MANIFEST.default and MANIFEST.entries[MANIFEST.default].kind is ModelKind.AUTO
     assert MANIFEST.verify() == []
 
 
@@ -36,21 +38,24 @@ def test_model_follows_the_contract(name):
 
 
 def test_default_model_colors_the_sample(photo):
-    result = Engine(MANIFEST, providers=["CPUExecutionProvider"]).colorize(photo[..., :1])
+    colorizer = Colorizer(MANIFEST, Engine(["CPUExecutionProvider"]))
+    result = colorizer.colorize(photo[..., :1])
     rgb = result.pixels.astype(int)
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3
 
 
-@pytest.mark.skipif(MANIFEST.find_kind("exemplar") is None, reason="no exemplar model shipped")
+@pytest.mark.skipif(
+    MANIFEST.find_kind(ModelKind.EXEMPLAR) is None, reason="no exemplar model shipped"
+)
 def test_shipped_exemplar_model_takes_the_colours_of_its_reference(photo):
     """A colour version of the sample, flipped, as the exemplar: the result must come much
     closer to that colour version than the automatic colorization does."""
     y, x = np.mgrid[0 : photo.shape[0], 0 : photo.shape[1]] / max(photo.shape[:2])
     tint = np.stack([0.55 + 0.45 * x, 0.8 - 0.2 * y, 0.45 + 0.5 * y], axis=-1)
     truth = (photo[..., :1] * tint).astype(np.uint8)
-    engine = Engine(MANIFEST, providers=["CPUExecutionProvider"], threads=2)
+    colorizer = Colorizer(MANIFEST, Engine(["CPUExecutionProvider"], threads=2))
     grey = grey_version(truth)
-    auto = engine.colorize(grey).pixels
-    guided = engine.colorize(grey, reference=Reference(truth[:, ::-1].copy(), "exemplar"))
-    assert guided.model == MANIFEST.find_kind("exemplar").name
+    auto = colorizer.colorize(grey).pixels
+    guided = colorizer.colorize(grey, reference=Reference(truth[:, ::-1].copy(), "exemplar"))
+    assert guided.model == MANIFEST.find_kind(ModelKind.EXEMPLAR).name
     assert psnr(guided.pixels, truth) > psnr(auto, truth) + 2

@@ -15,9 +15,10 @@ pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
 from colorize_backend.engine import Engine  # noqa: E402
-from colorize_backend.guidance import Reference  # noqa: E402
 from colorize_backend.manifest import Manifest  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
+from colorize_backend.pipeline import Colorizer  # noqa: E402
+from colorize_backend.reference import Reference  # noqa: E402
+from tests.helpers import REPO  # noqa: E402
 from training import export, train  # noqa: E402
 from training.arch import ARCHITECTURES  # noqa: E402
 
@@ -83,15 +84,15 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
     entry = json.loads(manifest.read_text())["models"][0]
     assert entry["kind"] == ARCHITECTURES[name].kind and len(entry["sha256"]) == 64
 
-    engine = Engine(Manifest.load(manifest), providers=["CPUExecutionProvider"], threads=2)
+    colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
     grey = photo[..., :1]
     reference = {"auto": None, "exemplar": Reference(photo[::-1].copy(), "exemplar")}.get(
         entry["kind"], Reference(np.dstack([np.repeat(grey, 3, 2), grey]), "hints")
     )
     if entry["kind"] == "auto":
-        result = engine.colorize(grey, model=name)
+        result = colorizer.colorize(grey, model=name)
     else:
-        result = engine.colorize(grey, reference=reference)
+        result = colorizer.colorize(grey, reference=reference)
     assert result.model == name and result.pixels.shape == grey.shape[:2] + (3,)
 
 

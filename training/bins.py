@@ -12,8 +12,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import AB_SCALE
+
 GRID = 10.0
-AB_RANGE = 110.0
+AB_RANGE = AB_SCALE  # the bin grid covers the range regressors squash to
 
 
 def cell_index(ab: np.ndarray) -> np.ndarray:

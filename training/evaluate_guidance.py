@@ -14,18 +14,25 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from colorize_backend.color import rgb_to_lab
+from colorize_backend.contract import ModelKind
 from colorize_backend.engine import Engine
-from colorize_backend.guidance import Reference
 from colorize_backend.images import list_images
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from training.evaluate import SIZE, cpu_latency, grey_version, ground_truth, spread_subset
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.reference import Reference, ReferenceMode
+from training.latency import cpu_latency
 from training.metrics import psnr
+from training.photos import (
+    grey_version,
+    ground_truth,
+    point_hints,
+    recropped_and_flipped,
+    spread_subset,
+)
 from training.sheet import draw_sheet
 
-HINT_POINTS = 10
 SHEET_LABELS = [
     "grey input",
     "automatic",
@@ -39,22 +46,6 @@ SHEET_LABELS = [
 ]
 
 
-def recropped_and_flipped(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    side = int(SIZE * rng.uniform(0.7, 0.9))
-    top, left = rng.integers(0, SIZE - side + 1, size=2)
-    crop = Image.fromarray(truth[top : top + side, left : left + side]).resize((SIZE, SIZE))
-    return np.asarray(crop)[:, ::-1].copy()
-
-
-def point_hints(truth: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A transparent layer holding HINT_POINTS single ground-truth pixels, and their positions."""
-    layer = np.zeros((SIZE, SIZE, 4), np.uint8)
-    points = rng.integers(8, SIZE - 8, size=(HINT_POINTS, 2))
-    layer[points[:, 0], points[:, 1], :3] = truth[points[:, 0], points[:, 1]]
-    layer[points[:, 0], points[:, 1], 3] = 255
-    return layer, points
-
-
 def ab_histogram(rgb: np.ndarray) -> np.ndarray:
     ab = rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2)
     hist, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=26, range=[[-130, 130], [-130, 130]])
@@ -66,58 +57,56 @@ def hellinger(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max(0.0, 1.0 - np.sqrt(p * q).sum())))
 
 
-def evaluate(
-    engine: Engine, files: list[Path], pool: list[Path], sheet_rows: int = 0
-) -> tuple[dict, list]:
-    """Metrics over files; `pool` supplies the other photos of the same folder as exemplars."""
-    rng = np.random.default_rng(0)
-    rows, examples = [], []
-    by_folder: dict[Path, list[Path]] = {}
-    for path in pool:
-        by_folder.setdefault(path.parent, []).append(path)
-    for path in files:
-        truth = ground_truth(path)
-        grey = grey_version(truth)
-        auto = engine.colorize(grey).pixels
-        same = recropped_and_flipped(truth, rng)
-        with_same = engine.colorize(grey, reference=Reference(same, "exemplar")).pixels
-        siblings = [p for p in by_folder[path.parent] if p != path]
-        other = ground_truth(siblings[rng.integers(len(siblings))])
-        with_other = engine.colorize(grey, reference=Reference(other, "exemplar")).pixels
-        hints, points = point_hints(truth, rng)
-        with_hints = engine.colorize(grey, reference=Reference(hints, "hints")).pixels
-        got = rgb_to_lab(with_hints[points[:, 0], points[:, 1]].astype(np.float32) / 255)
-        want = rgb_to_lab(truth[points[:, 0], points[:, 1]].astype(np.float32) / 255)
-        target_hist = ab_histogram(other)
-        rows.append(
-            {
-                "psnr_auto": psnr(auto, truth),
-                "psnr_same_exemplar": psnr(with_same, truth),
-                "psnr_hints": psnr(with_hints, truth),
-                "hint_delta_e": float(np.linalg.norm(got - want, axis=1).mean()),
-                "other_distance_before": hellinger(ab_histogram(auto), target_hist),
-                "other_distance_after": hellinger(ab_histogram(with_other), target_hist),
-            }
-        )
-        if len(examples) < sheet_rows and len(rows) % max(1, len(files) // sheet_rows) == 1:
-            marked = np.repeat(grey, 3, axis=2).copy()
-            for y, x in points:
-                marked[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = truth[y, x]
-            examples.append(
-                [
-                    np.repeat(grey, 3, axis=2),
-                    auto,
-                    same,
-                    with_same,
-                    other,
-                    with_other,
-                    marked,
-                    with_hints,
-                    truth,
-                ]
-            )
+def guided_results(colorizer: Colorizer, truth: np.ndarray, other: np.ndarray, rng) -> dict:
+    """One photo colorized automatically, with two exemplars and with 10 hint points."""
+    grey = grey_version(truth)
+    same = recropped_and_flipped(truth, rng)
+    hints, points = point_hints(truth, rng)
+
+    def colorize(reference: Reference | None = None) -> np.ndarray:
+        return colorizer.colorize(grey, reference=reference).pixels
+
+    return {
+        "grey": np.repeat(grey, 3, axis=2),
+        "auto": colorize(),
+        "same": same,
+        "with_same": colorize(Reference(same, ReferenceMode.EXEMPLAR)),
+        "other": other,
+        "with_other": colorize(Reference(other, ReferenceMode.EXEMPLAR)),
+        "points": points,
+        "with_hints": colorize(Reference(hints, ReferenceMode.HINTS)),
+        "truth": truth,
+    }
+
+
+def measures(r: dict) -> dict:
+    """The figures of one photo's guided_results."""
+    points, truth = r["points"], r["truth"]
+    got = rgb_to_lab(r["with_hints"][points[:, 0], points[:, 1]].astype(np.float32) / 255)
+    want = rgb_to_lab(truth[points[:, 0], points[:, 1]].astype(np.float32) / 255)
+    target_hist = ab_histogram(r["other"])
+    return {
+        "psnr_auto": psnr(r["auto"], truth),
+        "psnr_same_exemplar": psnr(r["with_same"], truth),
+        "psnr_hints": psnr(r["with_hints"], truth),
+        "hint_delta_e": float(np.linalg.norm(got - want, axis=1).mean()),
+        "other_distance_before": hellinger(ab_histogram(r["auto"]), target_hist),
+        "other_distance_after": hellinger(ab_histogram(r["with_other"]), target_hist),
+    }
+
+
+def sheet_row(r: dict) -> list[np.ndarray]:
+    """A contact-sheet row; the hint dots drawn large on the grey input."""
+    marked = r["grey"].copy()
+    for y, x in r["points"]:
+        marked[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = r["truth"][y, x]
+    columns = ["grey", "auto", "same", "with_same", "other", "with_other"]
+    return [r[c] for c in columns] + [marked, r["with_hints"], r["truth"]]
+
+
+def summarise(rows: list[dict]) -> dict:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    report = {
+    return {
         "photos": len(rows),
         "psnr_auto_db": round(mean["psnr_auto"], 2),
         "exemplar_same_photo_psnr_db": round(mean["psnr_same_exemplar"], 2),
@@ -128,7 +117,25 @@ def evaluate(
         "hints_10_points_gain_db": round(mean["psnr_hints"] - mean["psnr_auto"], 2),
         "hinted_pixels_mean_delta_e": round(mean["hint_delta_e"], 2),
     }
-    return report, examples
+
+
+def evaluate(
+    colorizer: Colorizer, files: list[Path], pool: list[Path], sheet_rows: int = 0
+) -> tuple[dict, list]:
+    """Metrics over files; `pool` supplies the other photos of the same folder as exemplars."""
+    rng = np.random.default_rng(0)
+    rows, examples = [], []
+    by_folder: dict[Path, list[Path]] = {}
+    for path in pool:
+        by_folder.setdefault(path.parent, []).append(path)
+    for path in files:
+        siblings = [p for p in by_folder[path.parent] if p != path]
+        other = ground_truth(siblings[rng.integers(len(siblings))])
+        results = guided_results(colorizer, ground_truth(path), other, rng)
+        rows.append(measures(results))
+        if len(examples) < sheet_rows and len(rows) % max(1, len(files) // sheet_rows) == 1:
+            examples.append(sheet_row(results))
+    return summarise(rows), examples
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,14 +161,13 @@ def main(argv: list[str] | None = None) -> None:
     files = spread_subset(pool, args.limit)
     manifest = Manifest.load(args.manifest)
     if args.fallback:
-        auto = {name: e for name, e in manifest.entries.items() if e.kind == "auto"}
+        auto = {name: e for name, e in manifest.entries.items() if e.kind is ModelKind.AUTO}
         manifest = Manifest(auto, manifest.default)
-    engine = Engine(
-        manifest, providers=["CPUExecutionProvider"], threads=2, refine_hints=not args.model_only
-    )
-    report, examples = evaluate(engine, files, pool, sheet_rows=6 if args.sheet else 0)
-    for kind in ("exemplar", "hint"):
-        entry = engine.manifest.find_kind(kind)
+    engine = Engine(["CPUExecutionProvider"], threads=2)
+    colorizer = Colorizer(manifest, engine, refine_hints=not args.model_only)
+    report, examples = evaluate(colorizer, files, pool, sheet_rows=6 if args.sheet else 0)
+    for kind in (ModelKind.EXEMPLAR, ModelKind.HINT):
+        entry = manifest.find_kind(kind)
         if entry is not None:
             report[f"{kind}_model"] = {"name": entry.name, **cpu_latency(engine, entry)}
     report["data"] = str(args.data)

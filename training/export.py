@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import OUTPUT, ModelKind, example_inputs
 from colorize_backend.manifest import MANIFEST_PATH, sha256_of
 from training.arch import ARCHITECTURES
 from training.bins import AnnealedMean
@@ -34,25 +35,6 @@ class ExportedColorizer(nn.Module):
         return self.decode(self.network(*inputs))
 
 
-CONTRACT_INPUTS = {  # kind -> (input names, example shapes, dynamic axes)
-    "auto": (["L"], [(1, 1, 256, 256)], {"L": {0: "N", 2: "H", 3: "W"}}),
-    "hint": (
-        ["L", "hint_ab", "hint_mask"],
-        [(1, 1, 256, 256), (1, 2, 256, 256), (1, 1, 256, 256)],
-        {
-            "L": {0: "N", 2: "H", 3: "W"},
-            "hint_ab": {0: "N", 2: "H", 3: "W"},
-            "hint_mask": {0: "N", 2: "H", 3: "W"},
-        },
-    ),
-    "exemplar": (
-        ["L", "ref_lab"],
-        [(1, 1, 256, 256), (1, 3, 256, 256)],
-        {"L": {0: "N", 2: "H", 3: "W"}, "ref_lab": {0: "N", 2: "Hr", 3: "Wr"}},
-    ),
-}
-
-
 def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[ExportedColorizer, dict]:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     arch = ARCHITECTURES[state["arch"]]
@@ -62,18 +44,19 @@ def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[ExportedCol
     return ExportedColorizer(network, centres, arch.objective, temperature).eval(), state
 
 
-def export_onnx(graph: nn.Module, kind: str, path: Path, fp16: bool = False) -> None:
-    names, shapes, dynamic = CONTRACT_INPUTS[kind]
-    examples = tuple(
-        torch.full(shape, 50.0 if name == "L" else 0.0) for name, shape in zip(names, shapes)
-    )
-    dynamic = {**dynamic, "ab": {0: "N", 2: "h", 3: "w"}}
+def export_onnx(graph: nn.Module, kind: ModelKind, path: Path, fp16: bool = False) -> None:
+    inputs = example_inputs(kind, 256, 256)
+    examples = tuple(torch.from_numpy(inputs[name]) for name in kind.inputs)
+    dynamic = {name: {0: "N", 2: "H", 3: "W"} for name in kind.inputs}
+    if "ref_lab" in dynamic:
+        dynamic["ref_lab"] = {0: "N", 2: "Hr", 3: "Wr"}  # the exemplar has its own size
+    dynamic[OUTPUT] = {0: "N", 2: "h", 3: "w"}
     torch.onnx.export(
         graph,
         examples,
         str(path),
-        input_names=names,
-        output_names=["ab"],
+        input_names=list(kind.inputs),
+        output_names=[OUTPUT],
         dynamic_axes=dynamic,
         opset_version=17,
         dynamo=False,
@@ -137,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             "name": args.name,
             "file": target.name,
             "sha256": sha256_of(target),
-            "kind": arch.kind,
+            "kind": arch.kind.value,
             "input_size": args.input_size,
             "multiple": 32,
             "architecture": arch.name,

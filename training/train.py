@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from colorize_backend.contract import ModelKind
 from training.arch import ARCHITECTURES, Architecture
 from training.arch.backbone import EfficientNetLite0Features
 from training.bins import (
@@ -230,9 +231,9 @@ def objective_loss(arch: Architecture, output, ab, encoder, weights) -> torch.Te
 
 def network_inputs(arch: Architecture, lightness, ab, reference, rng) -> tuple:
     """What the network reads: L, plus simulated hints or the reference view."""
-    if arch.kind == "hint":
+    if arch.kind is ModelKind.HINT:
         return (lightness, *(t.to(lightness.device) for t in simulate_hints(ab.cpu(), rng)))
-    if arch.kind == "exemplar":
+    if arch.kind is ModelKind.EXEMPLAR:
         return lightness, reference
     return (lightness,)
 
@@ -248,7 +249,7 @@ class Trainer:
         self.weights = torch.from_numpy(run.weights).to(device)
         self.encoder = SoftEncoder(centres).to(device)
         self.decoder = AnnealedMean(centres).to(device)
-        extra = {"exemplar": "reference"}.get(run.arch.kind)
+        extra = {ModelKind.EXEMPLAR: "reference"}.get(run.arch.kind)
         if run.arch.objective == "guided":
             extra = "rgb"
         self.batches = LabBatches(photos, args.crop, args.batch, extra, device, args.min_scale)
@@ -264,7 +265,7 @@ class Trainer:
         run, progress = self.run, self.run.progress
         lightness, ab, *extra = (t.to(self.args.device) for t in batch)
         lightness = lightness.contiguous(memory_format=torch.channels_last)
-        reference = extra[0] if run.arch.kind == "exemplar" else None
+        reference = extra[0] if run.arch.kind is ModelKind.EXEMPLAR else None
         output = run.model(*network_inputs(run.arch, lightness, ab, reference, self.hint_rng))
         guidance = None
         if self.teacher is not None:  # "guided": regression plus the classification term

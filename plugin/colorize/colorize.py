@@ -112,7 +112,7 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
         width, height, fmt, pixels, offsets = _read_layer(source)
         Gimp.progress_update(0.2)
         model = config.get_property("model") or None
-        mode = config.get_property("reference-mode") if with_reference else "auto"
+        mode = config.get_property("reference-mode") if with_reference else "detect"
         reply, result = client.colorize(
             width,
             height,
@@ -183,7 +183,7 @@ class Colorize(Gimp.PlugIn):
                 "Reference is",
                 "How to read the reference layer",
                 _reference_modes(),
-                "auto",
+                "detect",
                 GObject.ParamFlags.READWRITE,
             )
         procedure.add_string_argument(
@@ -207,7 +207,7 @@ class Colorize(Gimp.PlugIn):
 
 def _reference_modes():
     choice = Gimp.Choice.new()
-    choice.add("auto", 0, "Detect", "Opaque photo = exemplar; mostly transparent = hints")
+    choice.add("detect", 0, "Detect", "Opaque photo = exemplar; mostly transparent = hints")
     choice.add("exemplar", 1, "Exemplar photo", "Borrow the colours of a similar photo")
     choice.add("hints", 2, "Painted hints", "Honour painted colour strokes and dots")
     return choice

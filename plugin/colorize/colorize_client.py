@@ -27,6 +27,9 @@ PROTOCOL_VERSION = 1
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 CONFIG_NAME = "colorize-config.json"
 FORMAT_CHANNELS = {"gray": 1, "graya": 2, "rgb": 3, "rgba": 4}
+REFERENCE_MODES = ("detect", "exemplar", "hints")  # how to read the reference layer
+# The backend's protocol module defines all of these too; tests/test_protocol_parity.py
+# fails when the two drift apart.
 DEFAULTS = {
     "endpoint": DEFAULT_ENDPOINT,
     "launcher": None,  # argv list that starts the daemon, written by install.py
@@ -182,7 +185,7 @@ class Client(object):
         pixels,
         model=None,
         reference=None,
-        reference_mode="auto",
+        reference_mode="detect",
         strength=1.0,
         offset=(0, 0),
     ):

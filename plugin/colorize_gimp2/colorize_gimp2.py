@@ -34,10 +34,9 @@ from gimpfu import (  # noqa: E402
     register,
 )
 
-from colorize_client import BackendError, Client  # noqa: E402
+from colorize_client import REFERENCE_MODES, BackendError, Client  # noqa: E402
 
 FORMATS = {1: "gray", 2: "graya", 3: "rgb", 4: "rgba"}
-REFERENCE_MODES = ["auto", "exemplar", "hints"]
 
 
 def read_layer(layer):

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from colorize_backend.contract import ModelKind
+
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    kind: str  # manifest kind: auto (L), hint (L, hint_ab, hint_mask) or exemplar (L, ref_lab)
+    kind: ModelKind  # what the network reads (the model contract)
     # "bins": logits over quantised ab (annealed mean at export); "regression": ab;
     # "guided": ab regression plus class logits trained against a teacher classifier
     objective: str
@@ -61,14 +63,14 @@ ARCHITECTURES = {
     for arch in (
         Architecture(
             "autoencoder",
-            "auto",
+            ModelKind.AUTO,
             "regression",
             _autoencoder,
             "Encoder-decoder CNN from scratch, strided 3x3 convs 64-512, tanh ab regression",
         ),
         Architecture(
             "fusion",
-            "auto",
+            ModelKind.AUTO,
             "bins",
             _fusion,
             "Fusion CNN: scratch local encoder + pretrained EfficientNet-Lite0 features "
@@ -77,7 +79,7 @@ ARCHITECTURES = {
         ),
         Architecture(
             "classification",
-            "auto",
+            ModelKind.AUTO,
             "bins",
             _classification,
             "Classification colorizer from scratch over quantised ab bins, class "
@@ -85,15 +87,15 @@ ARCHITECTURES = {
         ),
         Architecture(
             "dense",
-            "auto",
+            ModelKind.AUTO,
             "guided",
             _dense,
             "Dense dual-stream network: DenseNet detail stream + EfficientNet-Lite0 "
             "classification-guidance stream, fused; ab regression + class cross-entropy",
         ),
         Architecture(
-            "exemplar",
-            "exemplar",
+            ModelKind.EXEMPLAR,
+            ModelKind.EXEMPLAR,
             "regression",
             _exemplar,
             "Heterogeneous exemplar network: compressed L, Sobel contours and reference "
@@ -101,7 +103,7 @@ ARCHITECTURES = {
         ),
         Architecture(
             "user-hint",
-            "hint",
+            ModelKind.HINT,
             "bins",
             _user_hint,
             "User-hint network: the fusion colorizer with a sparse-hint encoder "

@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import AB_SCALE, centred_lightness
 from training.arch.layers import conv_bn_relu
-
-AB_SCALE = 110.0
 
 
 class EncoderDecoderColorizer(nn.Module):
@@ -42,5 +41,5 @@ class EncoderDecoderColorizer(nn.Module):
         )
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        x = self.encoder(lightness / 50.0 - 1.0)
+        x = self.encoder(centred_lightness(lightness))
         return self.decoder(self.bottleneck(x)) * AB_SCALE

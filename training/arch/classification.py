@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import centred_lightness
 from training.arch.layers import conv_bn_relu
 
 
@@ -37,4 +38,4 @@ class ClassificationColorizer(nn.Module):
         self.classifier = nn.Conv2d(128, num_bins, 1)
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(lightness / 50.0 - 1.0))
+        return self.classifier(self.features(centred_lightness(lightness)))

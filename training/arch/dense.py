@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import AB_SCALE, centred_lightness
 from training.arch.backbone import EMBEDDING_CHANNELS, EfficientNetLite0Features
 from training.arch.layers import conv_bn_relu
 
-AB_SCALE = 110.0
 NUM_CLASSES = 1000
 
 
@@ -75,7 +75,7 @@ class DenseDualStreamColorizer(nn.Module):
         )
 
     def forward(self, lightness: torch.Tensor):
-        detail = self.detail(self.stem(lightness / 50.0 - 1.0))
+        detail = self.detail(self.stem(centred_lightness(lightness)))
         _, embedding = self.guidance(lightness)
         glob = self.embed(embedding)[:, :, None, None].expand(-1, -1, *detail.shape[2:])
         ab = self.decode(self.fuse(torch.cat([detail, glob], dim=1))) * AB_SCALE

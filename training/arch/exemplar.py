@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from colorize_backend.contract import AB_SCALE, centred_lightness
 from training.arch.layers import conv_bn_relu, upsample_like
 
-AB_SCALE = 110.0
 FEATURES = 96
 
 
@@ -43,10 +43,12 @@ class ExemplarColorizer(nn.Module):
         self.decode = nn.Sequential(conv_bn_relu(128 + 1, 64), nn.Conv2d(64, 2, 3, padding=1))
 
     def forward(self, lightness: torch.Tensor, ref_lab: torch.Tensor) -> torch.Tensor:
-        centred = lightness / 50.0 - 1.0
+        centred = centred_lightness(lightness)
         contours = F.conv2d(centred, self.sobel, padding=1)
         target = self.lightness_encoder(centred)
-        ref_centred = torch.cat([ref_lab[:, :1] / 50.0 - 1.0, ref_lab[:, 1:] / AB_SCALE], dim=1)
+        ref_centred = torch.cat(
+            [centred_lightness(ref_lab[:, :1]), ref_lab[:, 1:] / AB_SCALE], dim=1
+        )
         ref_keys = self.lightness_encoder(ref_centred[:, :1])
         ref_ab = F.avg_pool2d(ref_centred[:, 1:], 8)  # the encoders work at 1/8
         warped, confidence = self._correspond(target, ref_keys, ref_ab)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from colorize_backend.contract import centred_lightness
 from training.arch.backbone import EMBEDDING_CHANNELS, TAP_CHANNELS, EfficientNetLite0Features
 from training.arch.layers import conv_bn_relu, upsample_like
 
@@ -40,7 +41,7 @@ class FusionColorizer(nn.Module):
         """local_extra: stride-4 (32 ch) and stride-8 (48 ch) features added to the local
         stream, the way the user-hint network feeds its hints in."""
         (f4, f8, f16, f32), embedding = self.backbone(lightness)
-        centred = lightness / 50.0 - 1.0
+        centred = centred_lightness(lightness)
         local4 = self.local_s4(centred)
         local8 = self.local_s8(local4)
         if local_extra is not None:

@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from colorize_backend.contract import AB_SCALE
 from training.arch.fusion import FusionColorizer
 from training.arch.layers import conv_bn_relu
 
-AB_SCALE = 110.0
 SPREAD_WINDOWS = (8, 16, 32)  # pixels; input sides are multiples of 32
 
 

@@ -1,0 +1,70 @@
+"""The ONNX model contract (docs/models.md): kinds, input names, shapes and working size.
+
+Every colorizer takes CIE lightness and returns CIE a*b*; what else it reads depends on
+its kind. Anything a model needs beyond that (normalisation, bins, decoding) lives in its
+graph, so the backend runs every model alike. The training code builds its networks and
+exports against the same definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+import numpy as np
+
+OUTPUT = "ab"
+LIGHTNESS_INPUT = "L"
+AB_SCALE = 110.0  # networks that regress a*b* squash them with tanh into ±AB_SCALE
+LIGHTNESS_CENTRE = 50.0  # networks read lightness centred to [-1, 1]: L / 50 - 1
+
+
+class ModelKind(StrEnum):
+    AUTO = "auto"  # L -> ab
+    HINT = "hint"  # L, hint_ab, hint_mask -> ab
+    EXEMPLAR = "exemplar"  # L, ref_lab -> ab
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return INPUTS[self]
+
+
+INPUTS = {
+    ModelKind.AUTO: ("L",),
+    ModelKind.HINT: ("L", "hint_ab", "hint_mask"),
+    ModelKind.EXEMPLAR: ("L", "ref_lab"),
+}
+INPUT_CHANNELS = {"L": 1, "hint_ab": 2, "hint_mask": 1, "ref_lab": 3}
+
+
+def centred_lightness(lightness):
+    """CIE L in [0, 100] → [-1, 1], as the networks read it (numpy or torch)."""
+    return lightness / LIGHTNESS_CENTRE - 1.0
+
+
+def kind_of_inputs(names: Iterable[str]) -> ModelKind | None:
+    """The kind whose inputs are exactly these names, if any."""
+    wanted = set(names)
+    return next((kind for kind in ModelKind if set(kind.inputs) == wanted), None)
+
+
+def network_size(width: int, height: int, short_side: int, multiple: int) -> tuple[int, int]:
+    """(w, h) with the short side near short_side, aspect kept, both multiples of `multiple`."""
+    scale = short_side / min(width, height)
+
+    def snap(v: float) -> int:
+        return max(multiple, int(round(v / multiple)) * multiple)
+
+    return snap(width * scale), snap(height * scale)
+
+
+def example_inputs(kind: ModelKind, height: int, width: int, lightness: float = 50.0) -> dict:
+    """Inputs of a kind's contract: flat lightness, no hints, a grey reference."""
+    inputs = {}
+    for name in kind.inputs:
+        shape = (1, INPUT_CHANNELS[name], height, width)
+        inputs[name] = np.zeros(shape, np.float32)
+    inputs["L"][:] = lightness
+    if "ref_lab" in inputs:
+        inputs["ref_lab"][:, 0] = lightness
+    return inputs

@@ -1,0 +1,111 @@
+"""Channel layout and resampling, and the full-resolution join of lightness and chroma.
+
+The network sees only a small lightness image; the result is full resolution
+because the predicted chroma is upsampled and joined with the source's own
+full-resolution lightness. Work is done in horizontal bands so that memory
+beyond the input and output buffers stays constant for large photos.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from colorize_backend.color import lab_to_u8, lightness_from_u8
+from colorize_backend.contract import network_size
+
+if TYPE_CHECKING:
+    from colorize_backend.reference import Hints
+
+BAND_ROWS = 256
+BILINEAR = Image.Resampling.BILINEAR
+
+
+def colour_channels(pixels: np.ndarray) -> np.ndarray:
+    """The grey or RGB part of an [H, W, C] u8 image (drops alpha)."""
+    return pixels[..., :1] if pixels.shape[2] <= 2 else pixels[..., :3]
+
+
+def alpha_channel(pixels: np.ndarray) -> np.ndarray | None:
+    return pixels[..., -1:] if pixels.shape[2] in (2, 4) else None
+
+
+def as_rgb(colour: np.ndarray) -> np.ndarray:
+    """Grey (1 channel) or RGB (3) → RGB, along the last axis."""
+    return colour if colour.shape[-1] == 3 else np.repeat(colour, 3, axis=-1)
+
+
+def full_lightness(pixels: np.ndarray) -> np.ndarray:
+    """CIE L of the whole image, [H, W] float32, computed band by band on all cores."""
+    colour = colour_channels(pixels)
+    out = np.empty(pixels.shape[:2], dtype=np.float32)
+
+    def band(top: int) -> None:
+        out[top : top + BAND_ROWS] = lightness_from_u8(colour[top : top + BAND_ROWS])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(band, range(0, pixels.shape[0], BAND_ROWS)))
+    return out
+
+
+def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Antialiased bilinear resize of one float32 plane."""
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width, height), BILINEAR), dtype=np.float32)
+
+
+def resize_planes(planes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """resize_plane on each plane of a [C, h, w] stack."""
+    return np.stack([resize_plane(p, width, height) for p in planes])
+
+
+def network_input(lightness: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
+    """Full-resolution L → [1, 1, h, w] float32 at the model's working size."""
+    height, width = lightness.shape
+    w, h = network_size(width, height, short_side, multiple)
+    return resize_plane(lightness, w, h)[None, None]
+
+
+def compose(
+    lightness: np.ndarray,
+    ab_small: np.ndarray,
+    pixels: np.ndarray,
+    strength: float = 1.0,
+    exact: Hints | None = None,
+) -> np.ndarray:
+    """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; → u8.
+
+    `exact` (hints at full size) forces those pixels' chroma (painted hints).
+    Bands are independent, so they run on all cores (numpy and Pillow release the GIL).
+    """
+    height, width = lightness.shape
+    alpha = alpha_channel(pixels)
+    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=np.uint8)
+    planes = [
+        Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F") for c in ab_small
+    ]
+    scale_y = ab_small.shape[1] / height
+
+    def band(top: int) -> None:
+        bottom = min(top + BAND_ROWS, height)
+        box = (0.0, top * scale_y, float(ab_small.shape[2]), bottom * scale_y)
+        ab = np.stack(
+            [np.asarray(p.resize((width, bottom - top), BILINEAR, box=box)) for p in planes],
+            axis=-1,
+        )
+        if strength != 1.0:
+            ab *= strength
+        if exact is not None:
+            band_mask = exact.mask[top:bottom]
+            ab[band_mask] = exact.ab[top:bottom][band_mask]
+        out[top:bottom, :, :3] = lab_to_u8(lightness[top:bottom], ab)
+        if alpha is not None:
+            out[top:bottom, :, 3:] = alpha[top:bottom]
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(band, range(0, height, BAND_ROWS)))
+    return out

@@ -1,0 +1,106 @@
+"""The optional second layer: what it is (an exemplar photo or painted hints) and what it says.
+
+A mostly transparent layer holds painted colour hints; an opaque one is an exemplar photo
+to borrow colours from. Its pixels are read here, in the source layer's coordinates; how
+they steer the colour is guidance's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from colorize_backend.color import rgb_to_lab
+from colorize_backend.contract import ModelKind, network_size
+from colorize_backend.planes import alpha_channel, as_rgb, colour_channels, resize_plane
+
+HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
+
+
+class ReferenceMode(StrEnum):
+    DETECT = "detect"  # decided by the layer's transparency
+    EXEMPLAR = "exemplar"
+    HINTS = "hints"
+
+    @classmethod
+    def parse(cls, text: str) -> ReferenceMode:
+        """A mode from its name; "auto", the name protocol v1 clients send, means DETECT."""
+        return cls.DETECT if text == "auto" else cls(text)
+
+    @property
+    def model_kind(self) -> ModelKind:
+        """The kind of model trained for this kind of reference."""
+        return {ReferenceMode.EXEMPLAR: ModelKind.EXEMPLAR, ReferenceMode.HINTS: ModelKind.HINT}[
+            self
+        ]
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Painted colour: a*b* [H, W, 2] float32 where mask [H, W] is True."""
+
+    ab: np.ndarray
+    mask: np.ndarray
+
+    def on_grid(self, width: int, height: int) -> Hints:
+        """The hints on a coarser grid: each hinted cell takes its hints' mean a*b*."""
+        full_h, full_w = self.mask.shape
+        ys, xs = np.nonzero(self.mask)
+        cells = (ys * height // full_h) * width + (xs * width // full_w)
+        counts = np.bincount(cells, minlength=width * height)
+        ab = np.stack(
+            [np.bincount(cells, self.ab[ys, xs, c], minlength=width * height) for c in range(2)],
+            axis=-1,
+        ).astype(np.float64)
+        mask = counts > 0
+        ab[mask] /= counts[mask, None]
+        return Hints(ab.reshape(height, width, 2).astype(np.float32), mask.reshape(height, width))
+
+
+@dataclass
+class Reference:
+    """A reference layer: pixels ([H, W, C] u8), how to read them, offset from the source."""
+
+    pixels: np.ndarray
+    mode: ReferenceMode = ReferenceMode.DETECT
+    offset: tuple[int, int] = (0, 0)  # reference origin minus source origin, in pixels
+
+    def __post_init__(self) -> None:
+        self.mode = ReferenceMode.parse(self.mode)
+
+    def resolved_mode(self) -> ReferenceMode:
+        if self.mode != ReferenceMode.DETECT:
+            return self.mode
+        if self.pixels.shape[2] in (2, 4):
+            coverage = float(np.mean(self.pixels[..., -1] > 0))
+            if coverage < HINT_MODE_MAX_COVERAGE:
+                return ReferenceMode.HINTS
+        return ReferenceMode.EXEMPLAR
+
+    def hints_over(self, width: int, height: int) -> Hints:
+        """The painted pixels as hints in source coordinates (mapped through the offsets)."""
+        pixels = self.pixels
+        alpha = alpha_channel(pixels)
+        ys, xs = (
+            np.nonzero(alpha[..., 0] > 0)
+            if alpha is not None
+            else np.indices(pixels.shape[:2]).reshape(2, -1)
+        )
+        xs_src, ys_src = xs + self.offset[0], ys + self.offset[1]
+        inside = (xs_src >= 0) & (xs_src < width) & (ys_src >= 0) & (ys_src < height)
+        ys, xs, xs_src, ys_src = ys[inside], xs[inside], xs_src[inside], ys_src[inside]
+        rgb = as_rgb(colour_channels(pixels)[ys, xs])
+        ab = np.zeros((height, width, 2), dtype=np.float32)
+        mask = np.zeros((height, width), dtype=bool)
+        ab[ys_src, xs_src] = rgb_to_lab(rgb.astype(np.float32) / 255.0)[:, 1:]
+        mask[ys_src, xs_src] = True
+        return Hints(ab, mask)
+
+    def exemplar_lab(self, short_side: int = 256, multiple: int = 32) -> np.ndarray:
+        """The exemplar photo as [h, w, 3] Lab at a working size (sides multiples)."""
+        rgb = as_rgb(colour_channels(self.pixels))
+        w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
+        planes = [resize_plane(rgb[..., c].astype(np.float32), w, h) for c in range(3)]
+        return rgb_to_lab(np.clip(np.stack(planes, axis=-1) / 255.0, 0, 1))

@@ -1,0 +1,65 @@
+"""Copying the plug-in into GIMP's plug-in folders and writing its config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from installer.flatpak import allow_flatpak_host_launch
+from installer.gimp import gimp_python_for, is_flatpak, plugin_folders, plugin_name
+from installer.layout import CONFIG_NAME, Layout, say, state_dir
+from installer.pyzmq_vendor import ensure_pyzmq
+
+
+def plugin_config(layout: Layout, endpoint: str, flatpak: bool = False) -> dict:
+    """The plug-in's config: where the daemon listens and how to start it.
+
+    Flatpak's GIMP runs in a sandbox: it starts the daemon on the host through
+    flatpak-spawn (allowed by the override that install_plugins sets).
+    """
+    launcher = [str(layout.launcher), "serve", "--endpoint", endpoint]
+    return {
+        "endpoint": endpoint,
+        "launcher": ["flatpak-spawn", "--host", *launcher] if flatpak else launcher,
+        "log_file": str(state_dir() / "daemon.log"),
+    }
+
+
+def entry_script(layout: Layout, major: str) -> Path:
+    if major == "3":
+        return layout.plugin_src / "colorize" / "colorize.py"
+    return layout.plugin_src / "colorize_gimp2" / "colorize_gimp2.py"
+
+
+def install_plugin(layout: Layout, major: str, plugins: Path, endpoint: str, vendor: bool) -> Path:
+    """One GIMP's plug-in: entry + shared client, executable, with its config."""
+    target = plugins / plugin_name(major)
+    target.mkdir(parents=True, exist_ok=True)
+    entry = entry_script(layout, major)
+    for source in (entry, layout.plugin_src / "colorize" / "colorize_client.py"):
+        shutil.copy2(source, target / source.name)
+    (target / entry.name).chmod(0o755)  # GIMP skips plug-ins that are not executable
+    flatpak = is_flatpak(plugins)
+    config = plugin_config(layout, endpoint, flatpak)
+    (target / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    note = (
+        ensure_pyzmq(layout, target, gimp_python_for(plugins))
+        if vendor
+        else "pyzmq vendoring skipped (--no-vendor)"
+    )
+    if flatpak:
+        note += "; " + allow_flatpak_host_launch()
+    say(f"GIMP {'3' if major == '3' else '2.10'} plug-in -> {target} ({note})")
+    return target
+
+
+def install_plugins(layout: Layout, extra: list[Path], endpoint: str, vendor: bool) -> list[str]:
+    """The plug-in in every GIMP plug-in folder found (and those given); the folders written."""
+    folders = plugin_folders(extra)
+    if not folders:
+        say(
+            "no GIMP found; the backend and CLI are installed. Re-run after installing GIMP, "
+            "or pass --gimp-dir ~/.config/GIMP/3.0"
+        )
+    return [str(install_plugin(layout, major, p, endpoint, vendor)) for major, p in folders]

@@ -1,0 +1,32 @@
+"""What install.py wrote, remembered so that --uninstall removes exactly that."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from installer.layout import Layout, state_dir
+
+
+def record_path() -> Path:
+    return state_dir() / "install-record.json"
+
+
+def read_record() -> dict:
+    if record_path().exists():
+        return json.loads(record_path().read_text())
+    return {"plugins": [], "created": []}
+
+
+def write_record(layout: Layout, plugins: list[str], created: list[str]) -> None:
+    """Add what this run wrote to what earlier runs wrote."""
+    state_dir().mkdir(parents=True, exist_ok=True)
+    previous = read_record()
+    record = {
+        "repo": str(layout.repo),
+        "installed_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "plugins": sorted(set(previous["plugins"]) | set(plugins)),
+        "created": sorted(set(previous["created"]) | set(created)),
+    }
+    record_path().write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,60 @@
+"""The plug-in's own client (stdlib + pyzmq, Python 2.7-compatible) speaks the backend's
+protocol: same constants, and what it sends parses as the daemon parses it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from colorize_backend import protocol
+from colorize_backend.reference import ReferenceMode
+from installer import main as installer_main
+from tests.helpers import REPO
+
+sys.path.insert(0, str(REPO / "plugin" / "colorize"))
+import colorize_client  # noqa: E402
+
+
+def test_constants_agree():
+    assert colorize_client.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+    assert colorize_client.DEFAULT_ENDPOINT == protocol.DEFAULT_ENDPOINT
+    assert colorize_client.DEFAULTS["endpoint"] == protocol.DEFAULT_ENDPOINT
+    assert installer_main.DEFAULT_ENDPOINT == protocol.DEFAULT_ENDPOINT
+    formats = {f.value: f.channels for f in protocol.PixelFormat}
+    assert colorize_client.FORMAT_CHANNELS == formats
+    assert set(colorize_client.REFERENCE_MODES) == {m.value for m in ReferenceMode}
+
+
+class RecordingClient(colorize_client.Client):
+    """The plug-in's client with the socket replaced by a recorder of what it would send."""
+
+    def request(self, header, frames=(), timeout_s=None, retries=1):
+        self.sent = [protocol.encode_header(dict(header, v=colorize_client.PROTOCOL_VERSION))]
+        self.sent += list(frames)
+        fmt = protocol.PixelFormat(header["image"]["format"]).result
+        size = header["image"]["width"] * header["image"]["height"] * fmt.channels
+        return {"format": fmt.value}, [b"\0" * size]
+
+
+@pytest.mark.parametrize("mode", colorize_client.REFERENCE_MODES)
+def test_a_colorize_request_parses_as_the_daemon_parses_it(mode):
+    client = RecordingClient(dict(colorize_client.DEFAULTS))
+    reference = (2, 1, "rgba", b"\1" * 8, (5, 6))
+    client.colorize(
+        3, 2, "graya", b"\0" * 12, model="m", reference=reference, reference_mode=mode,
+        strength=0.25, offset=(1, 2),
+    )  # fmt: skip
+    header = protocol.decode_header(client.sent[0])
+    request = protocol.parse_colorize(header, client.sent[1:], max_pixels=100)
+    assert (request.image.width, request.image.height) == (3, 2)
+    assert request.image.format is protocol.PixelFormat.GRAYA and request.image.offset == (1, 2)
+    assert request.reference is not None and request.reference.offset == (5, 6)
+    assert request.model == "m" and request.strength == 0.25
+    assert request.reference_mode is ReferenceMode(mode)
+
+
+def test_v1_clients_reference_mode_auto_still_means_detect():
+    header = {"v": 1, "op": "colorize", "image": {"width": 1, "height": 1, "format": "gray"}}
+    request = protocol.parse_colorize(dict(header, reference_mode="auto"), [b"\0"], 10)
+    assert request.reference_mode is ReferenceMode.DETECT
