@@ -8,10 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-import zmq
-
 from colorize_backend import __version__
-from colorize_backend.daemon import Daemon, DaemonConfig
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
@@ -29,25 +26,19 @@ def make_colorizer(args: argparse.Namespace) -> Colorizer:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = DaemonConfig(
-        endpoint=args.endpoint,
-        workers=args.workers,
-        queue_size=args.queue_size,
-        max_pixels=args.max_pixels,
-        curve_secret_key=args.curve_secret_key,
-    )
-    try:
-        daemon = Daemon(make_colorizer(args), config)
-    except ValueError as exc:
-        LOG.error("%s", exc)
-        return 2
-    try:
-        daemon.serve_forever()
-    except zmq.ZMQError as exc:
-        LOG.error("cannot serve on %s: %s (is another daemon running there?)", args.endpoint, exc)
+    from colorize_backend.serve import serve
+
+    return serve(args, make_colorizer(args))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from colorize_backend.lifecycle import stop_daemon
+
+    record = stop_daemon(args.endpoint)
+    if record is None:
+        print(f"no daemon is running at {args.endpoint}")
         return 1
-    except KeyboardInterrupt:
-        LOG.info("stopped")
+    print(f"stopped the daemon at {args.endpoint} (pid {record.pid}, {record.install})")
     return 0
 
 
@@ -159,22 +150,38 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="colorize-backend", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--manifest", default=str(MANIFEST_PATH), help="model manifest to use")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu", action="store_true", help="never use the GPU")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
 
-    def engine_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--cpu", action="store_true", help="never use the GPU")
-        p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
 
+def add_serve_commands(sub) -> None:
     serve = sub.add_parser("serve", help="run the ZeroMQ daemon")
     serve.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--queue-size", type=int, default=8)
+    serve.add_argument("--max-per-client", type=int, default=2, help="queued jobs per client")
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    serve.add_argument(
+        "--idle-timeout", type=float, default=0, help="exit after so many minutes idle (0: never)"
+    )
+    serve.add_argument("--log-file", type=Path, help="log here (rotated) instead of stderr")
+    serve.add_argument(
+        "--max-connections", type=int, default=256, help="idle connections beyond are closed"
+    )
+    serve.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=1024,
+        help="memory held outside any job (unfinished messages) before stalled peers are cut",
+    )
+    serve.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder from which clients may name .onnx models by path (repeatable)",
+    )
     serve.add_argument(
         "--curve-secret-key",
         type=Path,
@@ -183,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(serve)
     serve.set_defaults(func=cmd_serve)
 
+    stop = sub.add_parser("stop", help="stop the daemon serving an endpoint")
+    stop.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    stop.set_defaults(func=cmd_stop)
+
+    keys = sub.add_parser("keys", help="create CURVE certificates for serving other machines")
+    keys.add_argument("folder")
+    keys.set_defaults(func=cmd_keys)
+
+
+def add_colorize_command(sub) -> None:
     colorize = sub.add_parser("colorize", help="colorize files, folders or globs")
     colorize.add_argument("inputs", nargs="+")
     colorize.add_argument("-o", "--output", required=True, help="output file or folder")
@@ -196,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(colorize)
     colorize.set_defaults(func=cmd_colorize)
 
+
+def add_inspection_commands(sub) -> None:
     models = sub.add_parser("models", help="list installed models")
     models.add_argument("--json", action="store_true")
     engine_options(models)
@@ -213,9 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(bench)
     bench.set_defaults(func=cmd_bench)
 
-    keys = sub.add_parser("keys", help="create CURVE certificates for serving other machines")
-    keys.add_argument("folder")
-    keys.set_defaults(func=cmd_keys)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorize-backend", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--manifest", default=str(MANIFEST_PATH), help="model manifest to use")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve_commands(sub)
+    add_colorize_command(sub)
+    add_inspection_commands(sub)
     return parser
 
 

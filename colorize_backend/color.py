@@ -107,3 +107,67 @@ def lab_to_u8(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     linear *= _GAMMA_STEPS
     linear += 0.5
     return _GAMMA_LUT[linear.astype(np.int32)]
+
+
+# ------------------------------------------------------------ 16-bit and float images
+# 16-bit scans keep their lightness to a fraction of a 16-bit level: their tables are exact
+# per code value (65536 entries), and Y → L is computed, not interpolated.
+
+_LINEAR_U16 = _srgb_to_linear(np.arange(65536, dtype=np.float64) / 65535.0)
+_Y_OF_CHANNEL_U16 = (_LINEAR_U16[None, :] * _RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(
+    np.float32
+)
+_L_OF_GREY_U16 = luminance_to_lightness(_LINEAR_U16)
+
+
+def sample_scale(dtype: np.dtype) -> float:
+    """The value of full intensity for a sample type: 255, 65535, or 1.0 for floats."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """Samples of any type as float32 in [0, 1] (floats are clipped)."""
+    unit = pixels.astype(np.float32) / np.float32(sample_scale(pixels.dtype))
+    return np.clip(unit, 0.0, 1.0) if pixels.dtype.kind == "f" else unit
+
+
+def lightness_from_u16(pixels: np.ndarray) -> np.ndarray:
+    """CIE L of an [H, W, C] u16 image (C = 1 grey or 3 RGB), as [H, W] float32."""
+    if pixels.shape[-1] == 1:
+        return _L_OF_GREY_U16[pixels[..., 0]]
+    y = _Y_OF_CHANNEL_U16[0][pixels[..., 0]]
+    y += _Y_OF_CHANNEL_U16[1][pixels[..., 1]]
+    y += _Y_OF_CHANNEL_U16[2][pixels[..., 2]]
+    return luminance_to_lightness(np.minimum(y, 1.0))
+
+
+def lightness_from_float(pixels: np.ndarray) -> np.ndarray:
+    """CIE L of an [H, W, C] float image in [0, 1] (sRGB-encoded), as [H, W] float32."""
+    linear = _srgb_to_linear(np.clip(pixels.astype(np.float32), 0.0, 1.0))
+    if pixels.shape[-1] == 1:
+        y = linear[..., 0]
+    else:
+        y = linear @ _RGB_TO_XYZ[1]
+    return luminance_to_lightness(np.minimum(y, 1.0))
+
+
+def lightness_of(pixels: np.ndarray) -> np.ndarray:
+    """CIE L of grey or RGB pixels of any sample type (u8, u16, float)."""
+    if pixels.dtype == np.uint8:
+        return lightness_from_u8(pixels)
+    if pixels.dtype == np.uint16:
+        return lightness_from_u16(pixels)
+    return lightness_from_float(pixels)
+
+
+def lab_to_pixels(lightness: np.ndarray, ab: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Join lightness and chroma into gamut-clipped RGB of the given sample type."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return lab_to_u8(lightness, ab)
+    linear = _lab_to_linear_rgb(lightness, ab[..., 0], ab[..., 1])
+    srgb = _linear_to_srgb(np.clip(linear, 0.0, 1.0)).astype(np.float32)
+    if dtype.kind == "f":
+        return srgb.astype(dtype)
+    return np.round(srgb * np.float32(sample_scale(dtype))).astype(dtype)

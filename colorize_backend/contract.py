@@ -48,9 +48,17 @@ def kind_of_inputs(names: Iterable[str]) -> ModelKind | None:
     return next((kind for kind in ModelKind if set(kind.inputs) == wanted), None)
 
 
+MAX_ASPECT = 4  # the long side of the network input is at most 4 x its short side
+
+
 def network_size(width: int, height: int, short_side: int, multiple: int) -> tuple[int, int]:
-    """(w, h) with the short side near short_side, aspect kept, both multiples of `multiple`."""
-    scale = short_side / min(width, height)
+    """(w, h) with the short side near short_side, aspect kept, both multiples of `multiple`.
+
+    An extreme aspect ratio (a 20000 x 50 strip) would make a huge network input; the long
+    side is capped at MAX_ASPECT x short_side instead, so the input never exceeds
+    MAX_ASPECT x short_side² pixels (the short side then shrinks, down to `multiple`).
+    """
+    scale = min(short_side / min(width, height), MAX_ASPECT * short_side / max(width, height))
 
     def snap(v: float) -> int:
         return max(multiple, int(round(v / multiple)) * multiple)

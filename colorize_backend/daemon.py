@@ -1,9 +1,11 @@
-"""The colorization daemon: a ZeroMQ ROUTER front, a bounded queue, worker threads.
+"""The colorization daemon: transport only — a ZeroMQ ROUTER front, a fair queue, workers.
 
-The front thread only parses and validates (cheap) and answers `hello` and
-`models` itself, so it stays responsive while workers run the network. Workers
-hand replies back through an inproc PULL socket because ZeroMQ sockets must not
-be shared between threads. Nothing a client sends can stop the loop.
+The front thread parses and validates (cheap), answers `hello`, `models` and `cancel`
+itself, sends the heartbeats owed to waiting clients, and forwards what workers send; so
+it stays responsive while workers run the pipeline. Workers hand their messages back
+through an inproc PULL socket because ZeroMQ sockets must not be shared between threads.
+Nothing a client sends can stop the loop: every message gets a reply or is dropped by
+the guards, and every failure of one request is logged and answered.
 """
 
 from __future__ import annotations
@@ -11,62 +13,62 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import queue
+import sys
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
-from colorize_backend import __version__
+from colorize_backend import __version__, memory
 from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.guard import Guard
+from colorize_backend.lifecycle import IdleTimer
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import (
     DEFAULT_ENDPOINT,
-    DEFAULT_MAX_PIXELS,
-    MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
-    ColorizeRequest,
+    Identity,
     ImageSpec,
+    Limits,
     Operation,
+    cancel_reply,
     colorize_reply,
     decode_header,
     encode_header,
     error_reply,
+    expect_no_frames,
     hello_reply,
     models_reply,
+    parse_cancel,
     parse_colorize,
+    progress_reply,
+    request_id_of,
 )
 from colorize_backend.reference import Reference
+from colorize_backend.scheduler import Cancelled, Job, Scheduler
 
 LOG = logging.getLogger("colorize.daemon")
-REPLIES = "inproc://colorize-replies"
+WORKING_BYTES_PER_PIXEL = 24  # what a running job may add beyond its payload (for the guard)
 
 
 @dataclass
 class DaemonConfig:
     endpoint: str = DEFAULT_ENDPOINT
     workers: int = 1
-    queue_size: int = 8
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    limits: Limits = field(default_factory=Limits)
     # A zmq certificate (see `colorize-backend keys`); clients are admitted when their public
     # certificate (*.key) lies in the same folder.
     curve_secret_key: Path | None = None
-
-
-@dataclass
-class Job:
-    envelope: list[zmq.Frame]
-    header: dict[str, Any]
-    request: ColorizeRequest
-    payload: list[memoryview]
-    received: float
+    idle_timeout_s: float = 0.0  # exit after so long without requests (0 = never)
+    max_connections: int = 256
+    memory_budget: int = 1 << 30  # bytes the guard tolerates outside jobs
+    handshake_s: float = 5.0  # a connection must finish its handshake within this
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -84,8 +86,9 @@ def is_loopback(endpoint: str) -> bool:
 
 
 def as_array(frame: bytes | memoryview, spec: ImageSpec) -> np.ndarray:
-    """A validated pixel frame as a read-only [H, W, C] u8 view (no copy)."""
-    return np.frombuffer(frame, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels)
+    """A validated pixel frame as a read-only [H, W, C] view in its sample type (no copy)."""
+    dtype = np.dtype(spec.sample.numpy)
+    return np.frombuffer(frame, dtype=dtype).reshape(spec.height, spec.width, spec.channels)
 
 
 def split_envelope(frames: list) -> tuple[list, list]:
@@ -96,7 +99,7 @@ def split_envelope(frames: list) -> tuple[list, list]:
 
 
 class Daemon:
-    """Serve colorize requests until stop() is called."""
+    """Serve colorize requests until stop() is called (or the idle timeout passes)."""
 
     def __init__(self, colorizer: Colorizer, config: DaemonConfig):
         if not is_loopback(config.endpoint) and config.curve_secret_key is None:
@@ -108,12 +111,15 @@ class Daemon:
         self.colorizer = colorizer
         self.config = config
         self.context: zmq.Context = zmq.Context.instance()
-        self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
+        self.scheduler = Scheduler(config.limits)
+        self.identity = Identity(__version__, sys.prefix, uuid.uuid4().hex, os.getpid())
+        self.replies_endpoint = f"inproc://colorize-replies-{self.identity.instance}"
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
-        self._authenticator: ThreadAuthenticator | None = None
         self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ lifetime
 
     def start(self) -> None:
         """Run the front loop and workers on background threads (for tests and embedding)."""
@@ -131,36 +137,36 @@ class Daemon:
             self._ready.set()
             raise
 
+    def request_stop(self) -> None:
+        """Finish the current loop turn and stop (safe from a signal handler)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(10)
 
-    def _bind_front(self) -> zmq.Socket:
+    def _bind_front(self) -> tuple[zmq.Socket, Any]:
         front = self.context.socket(zmq.ROUTER)
         front.setsockopt(zmq.LINGER, 0)
-        front.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        # No frame may exceed the largest valid one: ZeroMQ drops such a peer before buffering it.
-        front.setsockopt(zmq.MAXMSGSIZE, max(self.config.max_pixels * 4, MAX_HEADER_BYTES))
+        front.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a vanished client is noticed on send
+        # No frame may exceed the largest valid one: ZeroMQ drops such a peer before buffering.
+        front.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_frame_bytes)
+        front.setsockopt(zmq.HANDSHAKE_IVL, int(self.config.handshake_s * 1000))
+        authenticator = None
         if self.config.curve_secret_key:
-            public, secret = zmq.auth.load_certificate(str(self.config.curve_secret_key))
-            if secret is None:
-                raise ValueError(f"{self.config.curve_secret_key} holds no secret key")
-            front.curve_secretkey = secret
-            front.curve_publickey = public
-            front.curve_server = True
-            self._authenticator = ThreadAuthenticator(self.context)
-            self._authenticator.start()
-            clients = Path(self.config.curve_secret_key).parent
-            self._authenticator.configure_curve(domain="*", location=str(clients))
-            LOG.info("CURVE on: admitting client certificates in %s", clients)
+            from colorize_backend.security import secure
+
+            authenticator = secure(front, self.context, self.config.curve_secret_key)
         front.bind(self.config.endpoint)
-        return front
+        return front, authenticator
 
     def serve_forever(self) -> None:
-        front = self._bind_front()
+        memory.configure_allocator()
+        front, authenticator = self._bind_front()
+        guard = Guard(front, self.config.max_connections, self.config.memory_budget)
         replies = self.context.socket(zmq.PULL)
-        replies.bind(REPLIES + f"-{id(self)}")
+        replies.bind(self.replies_endpoint)
         workers = [
             threading.Thread(target=self._work, name=f"colorize-worker-{i}", daemon=True)
             for i in range(self.config.workers)
@@ -168,83 +174,139 @@ class Daemon:
         for worker in workers:
             worker.start()
         LOG.info(
-            "serving on %s (protocol v%d, %d worker(s), queue %d, providers %s)",
+            "serving on %s (protocol v%d, pid %d, %d worker(s), queue %d, providers %s)",
             self.config.endpoint,
             PROTOCOL_VERSION,
+            self.identity.pid,
             self.config.workers,
-            self.config.queue_size,
+            self.config.limits.queue_size,
             ",".join(self.colorizer.engine.providers),
         )
+        try:
+            self._loop(front, replies, guard)
+        finally:
+            self.scheduler.close()
+            for worker in workers:
+                worker.join(30)
+            guard.close()
+            front.close()
+            replies.close()
+            if authenticator is not None:
+                authenticator.stop()
+
+    def _loop(self, front: zmq.Socket, replies: zmq.Socket, guard: Guard) -> None:
         poller = zmq.Poller()
         poller.register(front, zmq.POLLIN)
         poller.register(replies, zmq.POLLIN)
+        guard.watch(poller)
+        idle = IdleTimer(self.config.idle_timeout_s)
         self._ready.set()
-        try:
-            while not self._stop.is_set():
-                for sock, _ in poller.poll(200):
-                    try:
-                        if sock is front:
-                            self._receive(front)
-                        else:
-                            front.send_multipart(replies.recv_multipart(copy=False), copy=False)
-                    except Exception:  # one bad message or vanished peer must not stop serving
-                        LOG.exception("error while handling a message; still serving")
-        finally:
-            for _ in workers:
-                self.jobs.put(None)
-            for worker in workers:
-                worker.join(30)
-            front.close()
-            replies.close()
-            if self._authenticator is not None:
-                self._authenticator.stop()
+        while not self._stop.is_set():
+            for sock, _ in poller.poll(100):
+                try:
+                    if sock is front:
+                        idle.touch()
+                        self._receive(front, guard)
+                    elif sock is replies:
+                        self._forward(front, replies.recv_multipart(copy=False))
+                    else:
+                        guard.on_monitor_event()
+                except Exception:  # one bad message or vanished peer must not stop serving
+                    LOG.exception("error while handling a message; still serving")
+            self._send_heartbeats(front)
+            guard.tick(self._job_bytes())
+            if idle.expired(self.scheduler.active()):
+                LOG.info("idle for %.0f s: exiting", self.config.idle_timeout_s)
+                break
 
-    def _receive(self, front: zmq.Socket) -> None:
+    # ------------------------------------------------------------ front thread
+
+    def _receive(self, front: zmq.Socket, guard: Guard) -> None:
         # Zero-copy: pixel frames stay in ZeroMQ's buffers and are read through memoryviews.
         envelope, body = split_envelope(front.recv_multipart(copy=False))
-        request_id = None
+        if body:
+            guard.on_message(body[-1])
+        header: Any = None
         try:
             if not body:
                 raise ColorizeError(ErrorCode.BAD_FRAMES, "message has no header frame")
             header = decode_header(body[0].bytes)
-            request_id = header.get("id")
-            op = header["op"]
-            if op == Operation.HELLO:
-                self._reply(front, envelope, self.hello(request_id))
-            elif op == Operation.MODELS:
-                self._reply(front, envelope, self.models(request_id))
-            else:
-                payload = [frame.buffer for frame in body[1:]]
-                request = parse_colorize(header, payload, self.config.max_pixels)
-                job = Job(envelope, header, request, payload, time.perf_counter())
-                try:
-                    self.jobs.put_nowait(job)
-                except queue.Full:
-                    raise ColorizeError(
-                        ErrorCode.BUSY,
-                        f"queue full ({self.config.queue_size} waiting); retry shortly",
-                    ) from None
+            self._dispatch(front, envelope, header, [frame.buffer for frame in body[1:]])
         except ColorizeError as exc:
+            request_id = request_id_of(header)
             LOG.warning("refused request %s: %s: %s", request_id, exc.code, exc.message)
-            self._reply(front, envelope, error_reply(exc.code, exc.message, request_id))
+            operation = header.get("op") if isinstance(header, dict) else None
+            self._send(front, envelope, error_reply(exc.code, exc.message, request_id, operation))
 
-    @staticmethod
-    def _reply(sock: zmq.Socket, envelope: list[bytes], header: dict, *frames: bytes) -> None:
-        sock.send_multipart([*envelope, encode_header(header), *frames], copy=False)
+    def _dispatch(self, front: zmq.Socket, envelope: list, header: dict, payload: list) -> None:
+        operation = Operation(header["op"])
+        if operation is Operation.COLORIZE:
+            request = parse_colorize(header, payload, self.config.limits.max_pixels)
+            self.scheduler.submit(Job(envelope, request, payload))
+            return
+        if operation is Operation.CANCEL:
+            request_id = parse_cancel(header, payload)
+            job = self.scheduler.cancel(bytes(envelope[0]), request_id)
+            if job is not None and not job.running:
+                self._answer_cancelled(front, job)
+            self._send(front, envelope, cancel_reply(request_id, job is not None))
+            return
+        expect_no_frames(payload, operation)
+        reply = self.hello() if operation is Operation.HELLO else self.models()
+        self._send(front, envelope, reply)
 
-    def hello(self, request_id: Any = None) -> dict[str, Any]:
+    def _answer_cancelled(self, front: zmq.Socket, job: Job) -> None:
+        request_id = job.request.request_id
+        LOG.info("request %s cancelled", request_id)
+        reply = error_reply(ErrorCode.CANCELLED, "cancelled", request_id, Operation.COLORIZE)
+        self._send(front, job.envelope, reply)
+
+    def _send(self, front: zmq.Socket, envelope: list, header: dict, *frames: Any) -> bool:
+        """Send to a client; False (and its jobs cancelled) when it is gone."""
+        try:
+            front.send_multipart(
+                [*envelope, encode_header(header), *frames], copy=False, flags=zmq.NOBLOCK
+            )
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            self._client_gone(bytes(envelope[0]))
+            return False
+
+    def _client_gone(self, peer: bytes) -> None:
+        for job in self.scheduler.peer_gone(peer):
+            LOG.info("client of request %s is gone: job cancelled", job.request.request_id)
+
+    def _forward(self, front: zmq.Socket, frames: list) -> None:
+        """A worker's message: [envelope size][envelope...][header][frames...]."""
+        count = int(frames[0].bytes)
+        envelope, rest = frames[1 : 1 + count], frames[1 + count :]
+        try:
+            front.send_multipart([*envelope, *rest], copy=False, flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            self._client_gone(bytes(envelope[0]))
+
+    def _send_heartbeats(self, front: zmq.Socket) -> None:
+        for job, header in self.scheduler.heartbeats(time.monotonic()):
+            self._send(front, job.envelope, header)
+
+    def _job_bytes(self) -> int:
+        return self.scheduler.job_bytes(WORKING_BYTES_PER_PIXEL)
+
+    def hello(self) -> dict[str, Any]:
         manifest = self.colorizer.manifest
         return hello_reply(
-            request_id,
-            __version__,
+            self.identity,
+            self.config.limits,
             sorted(manifest.entries),
             manifest.default,
             self.colorizer.engine.providers,
-            self.config.max_pixels,
-            os.getpid(),
         )
 
-    def models(self, request_id: Any = None) -> dict[str, Any]:
+    def models(self) -> dict[str, Any]:
         listed = [
             {
                 "name": e.name,
@@ -254,50 +316,90 @@ class Daemon:
             }
             for e in self.colorizer.manifest.entries.values()
         ]
-        return models_reply(request_id, listed, self.colorizer.manifest.default)
+        return models_reply(listed, self.colorizer.manifest.default)
+
+    # ------------------------------------------------------------ workers
 
     def _work(self) -> None:
         sender = self.context.socket(zmq.PUSH)
-        sender.connect(REPLIES + f"-{id(self)}")
+        sender.connect(self.replies_endpoint)
         try:
-            while (job := self.jobs.get()) is not None:
-                header, frames = self._run(job)
-                sender.send_multipart([*job.envelope, encode_header(header), *frames], copy=False)
+            while not self.scheduler.closed:
+                job = self.scheduler.next_job()
+                if job is None:
+                    continue
+                try:
+                    header, frames = self._run(job, sender)
+                    self._push(sender, job, header, *frames)
+                finally:
+                    self.scheduler.finish(job)
+                    job.payload.clear()
+                    memory.trim()
         finally:
             sender.close()
 
-    def _run(self, job: Job) -> tuple[dict[str, Any], list]:
+    @staticmethod
+    def _push(sender: zmq.Socket, job: Job, header: dict, *frames: Any) -> None:
+        envelope = job.envelope
+        sender.send_multipart(
+            [str(len(envelope)).encode(), *envelope, encode_header(header), *frames], copy=False
+        )
+
+    def _run(self, job: Job, sender: zmq.Socket) -> tuple[dict[str, Any], list]:
         request = job.request
         spec = request.image
-        request_id = job.header.get("id")
-        waited = time.perf_counter() - job.received
+        waited = time.monotonic() - job.received
+
+        def report(stage: str, done: float) -> None:
+            job.report(stage, done)  # raises Cancelled when the job is cancelled
+            if request.progress:
+                job.last_signal = time.monotonic()
+                self._push(sender, job, progress_reply(request.request_id, stage, done))
+
         try:
-            pixels = as_array(job.payload[0], spec)
-            reference = None
-            if request.reference is not None:
-                ref = request.reference
-                reference = Reference(
-                    as_array(job.payload[1], ref),
-                    request.reference_mode,
-                    (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1]),
-                )
-            result = self.colorizer.colorize(pixels, request.model, request.strength, reference)
+            result = self.colorizer.colorize(
+                as_array(job.payload[0], spec),
+                request.model,
+                request.strength,
+                self._reference(job),
+                progress=report,
+            )
+        except Cancelled:
+            LOG.info("request %s cancelled while running", request.request_id)
+            message = "cancelled"
+            return error_reply(ErrorCode.CANCELLED, message, request.request_id, "colorize"), []
         except ColorizeError as exc:
-            LOG.warning("request %s failed: %s", request_id, exc)
-            return error_reply(exc.code, exc.message, request_id), []
+            LOG.warning("request %s failed: %s", request.request_id, exc)
+            return error_reply(exc.code, exc.message, request.request_id, "colorize"), []
         except Exception as exc:  # the daemon must outlive any failure of one request
-            LOG.exception("request %s crashed", request_id)
-            return error_reply(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", request_id), []
+            LOG.exception("request %s crashed", request.request_id)
+            message = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return error_reply(ErrorCode.INTERNAL, message, request.request_id, "colorize"), []
         timings = {"queue": round(waited, 4), **result.timings.stages}
         LOG.info(
-            "request %s: %dx%d %s model=%s provider=%s %s",
-            request_id,
+            "request %s: %dx%d %s/%s model=%s provider=%s %s",
+            request.request_id,
             spec.width,
             spec.height,
             spec.format.value,
+            spec.sample.value,
             result.model,
             result.provider,
             " ".join(f"{k}={v * 1000:.0f}ms" for k, v in timings.items()),
         )
-        header = colorize_reply(request_id, spec, result.model, result.provider, timings)
+        header = colorize_reply(
+            request.request_id, spec.result, result.model, result.provider, timings
+        )
         return header, [result.pixels]  # sent zero-copy from the array
+
+    @staticmethod
+    def _reference(job: Job) -> Reference | None:
+        request, spec = job.request, job.request.image
+        if request.reference is None:
+            return None
+        ref = request.reference
+        return Reference(
+            as_array(job.payload[1], ref),
+            request.reference_mode,
+            (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1]),
+        )

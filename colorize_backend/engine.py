@@ -1,8 +1,9 @@
 """ONNX Runtime: execution providers, one session per model file, and running a model.
 
-Sessions are created on first use and reused; CUDA is tried first where present and
-the CPU is the fallback. Nothing here knows about images: inputs and outputs are the
-arrays of the model contract.
+Sessions are created on first use and reused, at most `max_sessions` of them (least
+recently used go first; a file replaced on disk gets a new session); CUDA is tried first
+where present and the CPU is the fallback. Nothing here knows about images: inputs and
+outputs are the arrays of the model contract.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 import onnxruntime as ort
@@ -30,16 +32,22 @@ def available_providers() -> list[str]:
 class Engine:
     """Runs contract-following ONNX models; thread-safe session cache."""
 
-    def __init__(self, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(
+        self, providers: list[str] | None = None, threads: int | None = None, max_sessions: int = 4
+    ):
         self.providers = providers or available_providers()
         self.threads = threads
-        self._sessions: dict[str, ort.InferenceSession] = {}
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[tuple, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
 
     def session(self, entry: ModelEntry) -> ort.InferenceSession:
+        stat = entry.path.stat()
+        key = (str(entry.path.resolve()), stat.st_size, stat.st_mtime)
         with self._lock:
-            cached = self._sessions.get(str(entry.path))
+            cached = self._sessions.get(key)
             if cached is not None:
+                self._sessions.move_to_end(key)
                 return cached
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads or min(os.cpu_count() or 1, 8)
@@ -54,7 +62,9 @@ class Engine:
                     used,
                 )
             LOG.info("model %s loaded from %s on %s", entry.name, entry.path, used)
-            self._sessions[str(entry.path)] = session
+            self._sessions[key] = session
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
             return session
 
     def provider_of(self, entry: ModelEntry) -> str:

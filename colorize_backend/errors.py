@@ -21,8 +21,11 @@ class ErrorCode(StrEnum):
     BAD_FORMAT = "bad_format"
     TOO_LARGE = "too_large"
     BUSY = "busy"  # queue full: retry shortly
+    CANCELLED = "cancelled"  # the client cancelled the job, or went away
     BAD_REQUEST = "bad_request"  # well formed, but cannot be done (model, reference)
     INTERNAL = "internal"
+    # Never sent by the daemon: a client's own verdict when nothing answers, or answers stop.
+    UNREACHABLE = "unreachable"
 
 
 class ColorizeError(Exception):

@@ -45,9 +45,13 @@ def sha256_of(path: Path) -> str:
 class Manifest:
     """Models by name, with the default one; entries can be checked against their sha256."""
 
-    def __init__(self, entries: dict[str, ModelEntry], default: str | None):
+    def __init__(
+        self, entries: dict[str, ModelEntry], default: str | None, folder: Path = MODELS_DIR
+    ):
         self.entries = entries
         self.default = default
+        self.folder = folder
+        self._verified: dict[Path, tuple[int, float]] = {}
 
     @classmethod
     def load(cls, path: Path = MANIFEST_PATH) -> Manifest:
@@ -62,10 +66,19 @@ class Manifest:
         default = data.get("default")
         if default is not None and default not in entries:
             raise ManifestError(f"manifest default {default!r} is not a listed model")
-        return cls(entries, default)
+        return cls(entries, default, Path(path).parent)
 
-    def resolve(self, name_or_path: str | None, kind: ModelKind = ModelKind.AUTO) -> ModelEntry:
-        """A model by manifest name, by path to a user's ONNX file, or the default of a kind."""
+    def resolve(
+        self,
+        name_or_path: str | None,
+        kind: ModelKind = ModelKind.AUTO,
+        allowed_dirs: list[Path] | None = None,
+    ) -> ModelEntry:
+        """A model by manifest name, by path to a user's ONNX file, or the default of a kind.
+
+        With allowed_dirs, a path counts only inside those folders; a missing file and a
+        forbidden one get the same answer, so the daemon reveals nothing about other files.
+        """
         if name_or_path is None:
             if kind is ModelKind.AUTO and self.default:
                 return self.entries[self.default]
@@ -76,9 +89,30 @@ class Manifest:
         if name_or_path in self.entries:
             return self.entries[name_or_path]
         candidate = Path(name_or_path).expanduser()
-        if candidate.suffix == ".onnx" and candidate.is_file():
-            return user_model(candidate)
-        raise ManifestError(f"unknown model {name_or_path!r}; installed: {sorted(self.entries)}")
+        if candidate.suffix == ".onnx" and _allowed(candidate, allowed_dirs):
+            return user_model(candidate.resolve())
+        shown = name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "..."
+        where = " (by path: .onnx files in the allowed model folders)" if allowed_dirs else ""
+        raise ManifestError(f"unknown model {shown!r}; installed: {sorted(self.entries)}{where}")
+
+    def check(self, entry: ModelEntry) -> None:
+        """Refuse a shipped model whose file differs from its sha256 (checked once per file
+        version: size and modification time)."""
+        if not entry.sha256:
+            return
+        try:
+            stat = entry.path.stat()
+        except OSError:
+            raise ManifestError(f"model {entry.name}: its file is missing") from None
+        stamp = (stat.st_size, stat.st_mtime)
+        if self._verified.get(entry.path) == stamp:
+            return
+        if sha256_of(entry.path) != entry.sha256:
+            raise ManifestError(
+                f"model {entry.name}: its file does not match the manifest's sha256 (damaged or "
+                "replaced); re-run install.py to restore it"
+            )
+        self._verified[entry.path] = stamp
 
     def find_kind(self, kind: ModelKind) -> ModelEntry | None:
         """The first listed model of a kind, if any."""
@@ -93,6 +127,19 @@ class Manifest:
             elif entry.sha256 and sha256_of(entry.path) != entry.sha256:
                 problems.append(f"{entry.name}: sha256 of {entry.path} differs from the manifest")
         return problems
+
+
+def _allowed(path: Path, allowed_dirs: list[Path] | None) -> bool:
+    """An existing file, inside one of allowed_dirs when they are given."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if not resolved.is_file():
+        return False
+    return allowed_dirs is None or any(
+        resolved.is_relative_to(folder.resolve()) for folder in allowed_dirs
+    )
 
 
 def entry_from_dict(raw: dict[str, Any], base: Path) -> ModelEntry:

@@ -8,7 +8,9 @@ named for it (manifest, planes, engine, guidance).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,8 @@ from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.manifest import Manifest, ModelEntry
 from colorize_backend.planes import compose, full_lightness, network_input, resize_planes
 from colorize_backend.reference import Hints, Reference, ReferenceMode
+
+SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
 @dataclass
@@ -52,16 +56,23 @@ class Steering:
 
 
 class Colorizer:
-    """Colorizes u8 images with the manifest's models on an engine.
+    """Colorizes images (8/16-bit or float samples) with the manifest's models on an engine.
 
     refine_hints: after a hint model, spread what is left between each hint and the model's
     colour there with guidance's edge-aware solve (off only to measure the model alone).
     """
 
-    def __init__(self, manifest: Manifest, engine: Engine, refine_hints: bool = True):
+    def __init__(
+        self,
+        manifest: Manifest,
+        engine: Engine,
+        refine_hints: bool = True,
+        model_dirs: list[Path] | None = None,
+    ):
         self.manifest = manifest
         self.engine = engine
         self.refine_hints = refine_hints
+        self.model_dirs = model_dirs  # None: a model may be named by any path (the CLI)
 
     def colorize(
         self,
@@ -69,25 +80,31 @@ class Colorizer:
         model: str | None = None,
         strength: float = 1.0,
         reference: Reference | None = None,
+        progress: Callable[[str, float], None] = lambda stage, done: None,
     ) -> Result:
-        """Colorize an [H, W, C] u8 image (C = 1..4) into RGB(A) u8 of the same size.
+        """Colorize an [H, W, C] image (C = 1..4; u8, u16 or float32 in [0, 1]) into RGB(A)
+        of the same size and sample type.
 
         With a reference, the colour is steered by the exemplar's colours or the painted hints:
         through a model trained for it when one is installed, else by model-free steering of
-        the automatic prediction.
+        the automatic prediction. `progress(stage, done)` is called before each step; it may
+        raise to abandon the work (a cancelled job).
         """
-        if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype != np.uint8:
-            raise ValueError("pixels must be an [H, W, C] uint8 array with 1 to 4 channels")
+        if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype not in SAMPLES:
+            raise ValueError("pixels must be [H, W, C], C = 1..4, uint8, uint16 or float32")
         timings = Timings()
         mode = reference.resolved_mode() if reference is not None else None
         entry = self.choose_model(model, mode)
+        progress("preprocess", 0.05)
         started = time.perf_counter()
         lightness = full_lightness(pixels)
         small = network_input(lightness, entry.input_size, entry.multiple)
         hints = self._hints(reference, lightness.shape) if mode is ReferenceMode.HINTS else None
         started = timings.add("preprocess", started)
+        progress("network", 0.3)
         ab = self.predict_or_steer(entry, small, Steering(reference, mode, hints, strength))
         started = timings.add("network", started)
+        progress("compose", 0.6)
         exact = hints if hints is not None and strength >= 1.0 else None
         out = compose(lightness, ab, pixels, 1.0 if mode else strength, exact)
         timings.add("postprocess", started)
@@ -98,7 +115,8 @@ class Colorizer:
         reference kind (exemplar or hint) if it ships one, else the default auto model."""
         wanted = mode.model_kind if mode is not None else None
         if model is not None:
-            entry = self.manifest.resolve(model)
+            entry = self.manifest.resolve(model, allowed_dirs=self.model_dirs)
+            self.manifest.check(entry)
             if entry.kind is not ModelKind.AUTO and entry.kind is not wanted:
                 needs = (
                     "an exemplar photo"
@@ -111,7 +129,9 @@ class Colorizer:
                 )
             return entry
         guided = self.manifest.find_kind(wanted) if wanted else None
-        return guided or self.manifest.resolve(None)
+        entry = guided or self.manifest.resolve(None)
+        self.manifest.check(entry)
+        return entry
 
     def predict_or_steer(
         self, entry: ModelEntry, small: np.ndarray, steering: Steering

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from colorize_backend.color import lab_to_u8, lightness_from_u8
+from colorize_backend.color import lab_to_pixels, lightness_of
 from colorize_backend.contract import network_size
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ BILINEAR = Image.Resampling.BILINEAR
 
 
 def colour_channels(pixels: np.ndarray) -> np.ndarray:
-    """The grey or RGB part of an [H, W, C] u8 image (drops alpha)."""
+    """The grey or RGB part of an [H, W, C] image (drops alpha)."""
     return pixels[..., :1] if pixels.shape[2] <= 2 else pixels[..., :3]
 
 
@@ -40,12 +40,12 @@ def as_rgb(colour: np.ndarray) -> np.ndarray:
 
 
 def full_lightness(pixels: np.ndarray) -> np.ndarray:
-    """CIE L of the whole image, [H, W] float32, computed band by band on all cores."""
+    """CIE L of the whole image (any sample type), [H, W] float32, band by band on all cores."""
     colour = colour_channels(pixels)
     out = np.empty(pixels.shape[:2], dtype=np.float32)
 
     def band(top: int) -> None:
-        out[top : top + BAND_ROWS] = lightness_from_u8(colour[top : top + BAND_ROWS])
+        out[top : top + BAND_ROWS] = lightness_of(colour[top : top + BAND_ROWS])
 
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(band, range(0, pixels.shape[0], BAND_ROWS)))
@@ -77,14 +77,15 @@ def compose(
     strength: float = 1.0,
     exact: Hints | None = None,
 ) -> np.ndarray:
-    """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; → u8.
+    """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; the result
+    has the sample type of `pixels`.
 
     `exact` (hints at full size) forces those pixels' chroma (painted hints).
     Bands are independent, so they run on all cores (numpy and Pillow release the GIL).
     """
     height, width = lightness.shape
     alpha = alpha_channel(pixels)
-    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=np.uint8)
+    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=pixels.dtype)
     planes = [
         Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F") for c in ab_small
     ]
@@ -102,7 +103,7 @@ def compose(
         if exact is not None:
             band_mask = exact.mask[top:bottom]
             ab[band_mask] = exact.ab[top:bottom][band_mask]
-        out[top:bottom, :, :3] = lab_to_u8(lightness[top:bottom], ab)
+        out[top:bottom, :, :3] = lab_to_pixels(lightness[top:bottom], ab, out.dtype)
         if alpha is not None:
             out[top:bottom, :, 3:] = alpha[top:bottom]
 

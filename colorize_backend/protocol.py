@@ -1,34 +1,47 @@
-"""Wire protocol v1, both directions: JSON header frame + raw pixel frames (docs/protocol.md).
+"""Wire protocol v2, both directions: JSON header frame + raw pixel frames (docs/protocol.md).
 
-Everything a peer sends is treated as hostile: the header is size-limited JSON
-(never pickle), and width x height x channels must match the payload length
-before any array is built. Requests are parsed and replies built here and only
-here; the daemon moves frames, the Python client (colorize_backend.client) encodes
-with the same functions, and a test holds the plug-in's own client to these constants.
+Everything a peer sends is treated as hostile: the header is size-limited JSON (never
+pickle), every field is type-checked strictly, and width x height x channels x sample size
+must match the payload before any array is built. Requests are parsed and replies built
+here and only here; the daemon moves frames, the Python client (colorize_backend.client)
+encodes with the same functions, and a test holds the plug-in's own client to these
+constants.
+
+A client that asks for `progress` (on a DEALER socket) gets progress messages while its
+job waits and runs, at least every `heartbeat_s`, so it can tell a busy daemon from a dead
+one; it may `cancel` its job. REQ clients get exactly one reply per request.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.reference import ReferenceMode
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_PIXELS = 60_000_000
+HEARTBEAT_S = 1.0
+MAX_ID_CHARS = 64
+MAX_MODEL_CHARS = 255
+MAX_OFFSET = 1 << 30
 WIRE_REFERENCE_MODES = ("auto", "detect", "exemplar", "hints")  # "auto" = detect (v1 clients)
+ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_CHARS}}}")
 
 
 class Operation(StrEnum):
     HELLO = "hello"
     MODELS = "models"
     COLORIZE = "colorize"
+    CANCEL = "cancel"
+    PROGRESS = "progress"  # daemon → client only
 
 
 class PixelFormat(StrEnum):
@@ -51,37 +64,100 @@ class PixelFormat(StrEnum):
         return next(f for f in cls if f.channels == channels)
 
 
+class SampleType(StrEnum):
+    """How one channel of one pixel is stored: 8/16-bit unsigned or 32-bit float (0..1)."""
+
+    U8 = "u8"
+    U16 = "u16"
+    F32 = "f32"
+
+    @property
+    def size(self) -> int:
+        return {"u8": 1, "u16": 2, "f32": 4}[self.value]
+
+    @property
+    def numpy(self) -> str:
+        """The numpy dtype of the samples (little-endian, as every platform GIMP runs on)."""
+        return {"u8": "|u1", "u16": "<u2", "f32": "<f4"}[self.value]
+
+    @classmethod
+    def of_numpy(cls, dtype: Any) -> SampleType:
+        import numpy as np
+
+        return {np.dtype(np.uint8): cls.U8, np.dtype(np.uint16): cls.U16}.get(
+            np.dtype(dtype), cls.F32
+        )
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     width: int
     height: int
     format: PixelFormat
     offset: tuple[int, int] = (0, 0)
+    sample: SampleType = SampleType.U8
 
     @property
     def channels(self) -> int:
         return self.format.channels
 
     @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
     def nbytes(self) -> int:
-        return self.width * self.height * self.channels
+        return self.pixels * self.channels * self.sample.size
+
+    @property
+    def result(self) -> ImageSpec:
+        """The spec of the colour result for this image: same size, offset and sample type."""
+        return ImageSpec(self.width, self.height, self.format.result, self.offset, self.sample)
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "width": self.width,
             "height": self.height,
             "format": self.format.value,
+            "sample": self.sample.value,
             "offset": list(self.offset),
         }
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What this daemon accepts; sent in `hello` so that clients check before sending."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    heartbeat_s: float = HEARTBEAT_S
+    queue_size: int = 8
+    max_queued_per_client: int = 2
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The largest valid pixel frame: the largest image, RGBA, float samples."""
+        return max(self.max_pixels * 4 * SampleType.F32.size, MAX_HEADER_BYTES)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which backend answers: clients check it, not only the protocol version."""
+
+    backend_version: str
+    install: str  # where the backend is installed (its Python prefix)
+    instance: str  # unique per daemon start
+    pid: int
+
+
+@dataclass(frozen=True)
 class ColorizeRequest:
+    request_id: str
     image: ImageSpec
     model: str | None
     reference: ImageSpec | None
     reference_mode: ReferenceMode
     strength: float
+    progress: bool  # the client wants progress messages (and heartbeats)
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
@@ -91,49 +167,81 @@ def encode_header(header: dict[str, Any]) -> bytes:
 # ------------------------------------------------------------------ requests
 
 
+def bad_header(message: str) -> ColorizeError:
+    return ColorizeError(ErrorCode.BAD_HEADER, message)
+
+
 def decode_header(frame: bytes) -> dict[str, Any]:
     """Parse and check the common header fields of any request."""
     if len(frame) > MAX_HEADER_BYTES:
-        raise ColorizeError(
-            ErrorCode.BAD_HEADER, f"header is {len(frame)} bytes; limit {MAX_HEADER_BYTES}"
-        )
+        raise bad_header(f"header is {len(frame)} bytes; limit {MAX_HEADER_BYTES}")
     try:
         header = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ColorizeError(ErrorCode.BAD_HEADER, f"header is not UTF-8 JSON: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad_header(f"header is not UTF-8 JSON: {str(exc)[:100]}") from None
     if not isinstance(header, dict):
-        raise ColorizeError(ErrorCode.BAD_HEADER, "header must be a JSON object")
+        raise bad_header("header must be a JSON object")
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ColorizeError(
             ErrorCode.UNSUPPORTED_VERSION,
-            f"protocol version {version!r} not supported; this daemon speaks v{PROTOCOL_VERSION}",
+            f"protocol version {_shown(version)} not supported; this daemon speaks "
+            f"v{PROTOCOL_VERSION}: re-run install.py so that plug-in and backend match",
         )
-    if header.get("op") not in [op.value for op in Operation]:
-        known = tuple(op.value for op in Operation)
+    operation = header.get("op")
+    requests = {Operation.HELLO, Operation.MODELS, Operation.COLORIZE, Operation.CANCEL}
+    if not isinstance(operation, str) or operation not in requests:
         raise ColorizeError(
-            ErrorCode.UNKNOWN_OP, f"unknown op {header.get('op')!r}; known: {known}"
+            ErrorCode.UNKNOWN_OP,
+            f"unknown op {_shown(operation)}; known: {sorted(op.value for op in requests)}",
         )
+    request_id = header.get("id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not ID_PATTERN.fullmatch(request_id)
+    ):
+        raise bad_header(f"id must be 1-{MAX_ID_CHARS} characters of A-Z a-z 0-9 _ . : -")
     return header
+
+
+def request_id_of(header: Any) -> str | None:
+    """The id to echo in a reply: only a well-formed one is ever sent back."""
+    if isinstance(header, dict):
+        value = header.get("id")
+        if isinstance(value, str) and ID_PATTERN.fullmatch(value):
+            return value
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A client's value, quoted in a message or a log line, at most 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _strict_int(value: Any) -> bool:
+    return type(value) is int
 
 
 def _positive_int(raw: dict[str, Any], name: str, what: str) -> int:
     value = raw.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ColorizeError(ErrorCode.BAD_SIZE, f"{what}.{name} must be a positive integer")
-    return value
+    if isinstance(value, int) and _strict_int(value) and 0 < value <= MAX_OFFSET:
+        return value
+    raise ColorizeError(ErrorCode.BAD_SIZE, f"{what}.{name} must be a positive integer")
+
+
+def _enum(kind: type[StrEnum], value: Any, what: str, code: ErrorCode) -> Any:
+    if not isinstance(value, str) or value not in {m.value for m in kind}:
+        known = sorted(m.value for m in kind)
+        raise ColorizeError(code, f"{what} {_shown(value)} not one of {known}")
+    return kind(value)
 
 
 def _image_spec(raw: Any, what: str, max_pixels: int) -> ImageSpec:
     if not isinstance(raw, dict):
-        raise ColorizeError(
-            ErrorCode.BAD_HEADER, f"{what} must be an object with width, height, format"
-        )
+        raise bad_header(f"{what} must be an object with width, height, format")
     width, height = _positive_int(raw, "width", what), _positive_int(raw, "height", what)
-    fmt = raw.get("format")
-    if fmt not in [f.value for f in PixelFormat]:
-        known = sorted(f.value for f in PixelFormat)
-        raise ColorizeError(ErrorCode.BAD_FORMAT, f"{what}.format {fmt!r} not one of {known}")
+    fmt = _enum(PixelFormat, raw.get("format"), f"{what}.format", ErrorCode.BAD_FORMAT)
+    sample = _enum(SampleType, raw.get("sample", "u8"), f"{what}.sample", ErrorCode.BAD_FORMAT)
     if width * height > max_pixels:
         raise ColorizeError(
             ErrorCode.TOO_LARGE,
@@ -144,20 +252,40 @@ def _image_spec(raw: Any, what: str, max_pixels: int) -> ImageSpec:
     if (
         not isinstance(offset, list)
         or len(offset) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in offset)
+        or not all(_strict_int(v) and abs(v) <= MAX_OFFSET for v in offset)
     ):
-        raise ColorizeError(ErrorCode.BAD_HEADER, f"{what}.offset must be [x, y] integers")
-    return ImageSpec(width, height, PixelFormat(fmt), (offset[0], offset[1]))
+        raise bad_header(f"{what}.offset must be [x, y] integers within ±{MAX_OFFSET}")
+    return ImageSpec(width, height, fmt, (offset[0], offset[1]), sample)
+
+
+def _options(header: dict[str, Any]) -> tuple[str | None, ReferenceMode, float, bool]:
+    model = header.get("model")
+    if model is not None and (not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_CHARS):
+        raise bad_header(f"model must be a name of 1-{MAX_MODEL_CHARS} characters")
+    mode = header.get("reference_mode", "detect")
+    if not isinstance(mode, str) or mode not in WIRE_REFERENCE_MODES:
+        raise bad_header(f"reference_mode must be one of {WIRE_REFERENCE_MODES}")
+    strength = header.get("strength", 1.0)
+    if type(strength) not in (int, float) or not 0 <= strength <= 1:
+        raise bad_header("strength must be a number in [0, 1]")
+    progress = header.get("progress", False)
+    if type(progress) is not bool:
+        raise bad_header("progress must be true or false")
+    return model, ReferenceMode.parse(mode), float(strength), progress
 
 
 def parse_colorize(
     header: dict[str, Any], payload: Sequence[bytes | memoryview], max_pixels: int
 ) -> ColorizeRequest:
     """Validate a colorize request against its payload frames, allocating nothing."""
+    request_id = header.get("id")
+    if request_id is None:
+        raise bad_header("a colorize request needs an id")
     image = _image_spec(header.get("image"), "image", max_pixels)
     reference = None
     if header.get("reference") is not None:
         reference = _image_spec(header["reference"], "reference", max_pixels)
+    model, mode, strength, progress = _options(header)
     expected = 2 if reference else 1
     if len(payload) != expected:
         raise ColorizeError(
@@ -168,51 +296,59 @@ def parse_colorize(
         if len(frame) != spec.nbytes:
             raise ColorizeError(
                 ErrorCode.BAD_SIZE,
-                f"{what} claims {spec.width}x{spec.height} {spec.format.value} = "
-                f"{spec.nbytes} bytes but the frame has {len(frame)}",
+                f"{what} claims {spec.width}x{spec.height} {spec.format.value} "
+                f"{spec.sample.value} = {spec.nbytes} bytes but the frame has {len(frame)}",
             )
-    model = header.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ColorizeError(ErrorCode.BAD_HEADER, "model must be a string")
-    mode = header.get("reference_mode", "auto")
-    if mode not in WIRE_REFERENCE_MODES:
+    return ColorizeRequest(request_id, image, model, reference, mode, strength, progress)
+
+
+def parse_cancel(header: dict[str, Any], payload: Sequence[Any]) -> str:
+    """The id of the job a cancel request names."""
+    expect_no_frames(payload, Operation.CANCEL)
+    request_id = header.get("id")
+    if request_id is None:
+        raise bad_header("cancel needs the id of the colorize request")
+    return request_id
+
+
+def expect_no_frames(payload: Sequence[Any], operation: Operation) -> None:
+    if payload:
         raise ColorizeError(
-            ErrorCode.BAD_HEADER, f"reference_mode must be one of {WIRE_REFERENCE_MODES}"
+            ErrorCode.BAD_FRAMES, f"{operation.value} takes no frames, got {len(payload)}"
         )
-    strength = header.get("strength", 1.0)
-    if (
-        not isinstance(strength, int | float)
-        or isinstance(strength, bool)
-        or not 0 <= strength <= 1
-    ):
-        raise ColorizeError(ErrorCode.BAD_HEADER, "strength must be a number in [0, 1]")
-    return ColorizeRequest(image, model, reference, ReferenceMode.parse(mode), float(strength))
 
 
-def hello_request(request_id: Any = None) -> list[bytes]:
-    return [encode_header(_with_id({"v": PROTOCOL_VERSION, "op": "hello"}, request_id))]
+def hello_request() -> list[bytes]:
+    return [encode_header({"v": PROTOCOL_VERSION, "op": "hello"})]
 
 
-def models_request(request_id: Any = None) -> list[bytes]:
-    return [encode_header(_with_id({"v": PROTOCOL_VERSION, "op": "models"}, request_id))]
+def models_request() -> list[bytes]:
+    return [encode_header({"v": PROTOCOL_VERSION, "op": "models"})]
+
+
+def cancel_request(request_id: str) -> list[bytes]:
+    return [encode_header({"v": PROTOCOL_VERSION, "op": "cancel", "id": request_id})]
 
 
 def colorize_request(
+    request_id: str,
     image: ImageSpec,
     pixels: bytes | memoryview,
     model: str | None = None,
     reference: tuple[ImageSpec, bytes | memoryview] | None = None,
     reference_mode: ReferenceMode = ReferenceMode.DETECT,
     strength: float = 1.0,
-    request_id: Any = None,
+    progress: bool = False,
 ) -> list:
     """The frames of a colorize request, as the daemon parses them."""
     header: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "op": "colorize",
+        "id": request_id,
         "image": image.to_wire(),
         "strength": strength,
         "reference_mode": reference_mode.value,
+        "progress": progress,
     }
     if model:
         header["model"] = model
@@ -220,75 +356,86 @@ def colorize_request(
     if reference is not None:
         header["reference"] = reference[0].to_wire()
         frames.append(reference[1])
-    return [encode_header(_with_id(header, request_id)), *frames]
+    return [encode_header(header), *frames]
 
 
 # ------------------------------------------------------------------ replies
 
 
-def _with_id(header: dict[str, Any], request_id: Any) -> dict[str, Any]:
+def _reply(operation: Operation | None, request_id: str | None, **fields: Any) -> dict[str, Any]:
+    header: dict[str, Any] = {"v": PROTOCOL_VERSION, "ok": True}
+    if operation is not None:
+        header["op"] = operation.value
     if request_id is not None:
         header["id"] = request_id
+    header.update(fields)
     return header
 
 
-def error_reply(code: ErrorCode, message: str, request_id: Any = None) -> dict[str, Any]:
-    header = {"v": PROTOCOL_VERSION, "ok": False, "error": {"code": code.value, "message": message}}
-    return _with_id(header, request_id)
+def error_reply(
+    code: ErrorCode, message: str, request_id: str | None = None, operation: Any = None
+) -> dict[str, Any]:
+    known = operation if isinstance(operation, str) and operation in set(Operation) else None
+    header = _reply(Operation(known) if known else None, request_id)
+    header.update(ok=False, error={"code": code.value, "message": message})
+    return header
 
 
 def hello_reply(
-    request_id: Any,
-    backend_version: str,
+    identity: Identity,
+    limits: Limits,
     models: list[str],
     default_model: str | None,
     providers: list[str],
-    max_pixels: int,
-    pid: int,
 ) -> dict[str, Any]:
-    """Who answers: protocol and backend versions, models, limits, and the daemon's process."""
-    return {
-        "v": PROTOCOL_VERSION,
-        "ok": True,
-        "id": request_id,
-        "protocol": PROTOCOL_VERSION,
-        "backend_version": backend_version,
-        "models": models,
-        "default_model": default_model,
-        "providers": providers,
-        "max_pixels": max_pixels,
-        "pid": pid,
-    }
+    """Who answers (versions, install, instance, pid), its models and its limits."""
+    return _reply(
+        Operation.HELLO,
+        None,
+        protocol=PROTOCOL_VERSION,
+        **asdict(identity),
+        models=models,
+        default_model=default_model,
+        providers=providers,
+        limits={**asdict(limits), "max_frame_bytes": limits.max_frame_bytes},
+        max_pixels=limits.max_pixels,
+    )
 
 
-def models_reply(
-    request_id: Any, models: list[dict[str, Any]], default_model: str | None
-) -> dict[str, Any]:
+def models_reply(models: list[dict[str, Any]], default_model: str | None) -> dict[str, Any]:
     """models: name, kind, input_size and description of each installed model."""
-    return {
-        "v": PROTOCOL_VERSION,
-        "ok": True,
-        "id": request_id,
-        "models": models,
-        "default_model": default_model,
-    }
+    return _reply(Operation.MODELS, None, models=models, default_model=default_model)
+
+
+def progress_reply(
+    request_id: str, stage: str, done: float, queue_position: int | None = None
+) -> dict[str, Any]:
+    """A sign of life while a job waits or runs: its stage and the share done (0..1)."""
+    fields: dict[str, Any] = {"stage": stage, "done": round(done, 3)}
+    if queue_position is not None:
+        fields["queue_position"] = queue_position
+    return _reply(Operation.PROGRESS, request_id, **fields)
+
+
+def cancel_reply(request_id: str, cancelled: bool) -> dict[str, Any]:
+    return _reply(Operation.CANCEL, request_id, cancelled=cancelled)
 
 
 def colorize_reply(
-    request_id: Any, image: ImageSpec, model: str, provider: str, timings: dict[str, float]
+    request_id: str, result: ImageSpec, model: str, provider: str, timings: dict[str, float]
 ) -> dict[str, Any]:
-    """The header sent before the result frame ([H, W] in the image's result format)."""
-    return {
-        "v": PROTOCOL_VERSION,
-        "ok": True,
-        "id": request_id,
-        "width": image.width,
-        "height": image.height,
-        "format": image.format.result.value,
-        "model": model,
-        "provider": provider,
-        "timings": timings,
-    }
+    """The header sent before the result frame (the result's size, format and samples)."""
+    return _reply(
+        Operation.COLORIZE,
+        request_id,
+        width=result.width,
+        height=result.height,
+        format=result.format.value,
+        sample=result.sample.value,
+        model=model,
+        provider=provider,
+        timings=timings,
+    )
 
 
 def parse_reply(frames: Sequence[bytes]) -> tuple[dict[str, Any], list[bytes]]:

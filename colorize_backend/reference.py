@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from colorize_backend.color import rgb_to_lab
+from colorize_backend.color import rgb_to_lab, to_unit
 from colorize_backend.contract import ModelKind, network_size
 from colorize_backend.planes import alpha_channel, as_rgb, colour_channels, resize_plane
 
@@ -61,7 +61,8 @@ class Hints:
 
 @dataclass
 class Reference:
-    """A reference layer: pixels ([H, W, C] u8), how to read them, offset from the source."""
+    """A reference layer: pixels ([H, W, C], any sample type), how to read them, and its
+    offset from the source."""
 
     pixels: np.ndarray
     mode: ReferenceMode = ReferenceMode.DETECT
@@ -94,13 +95,13 @@ class Reference:
         rgb = as_rgb(colour_channels(pixels)[ys, xs])
         ab = np.zeros((height, width, 2), dtype=np.float32)
         mask = np.zeros((height, width), dtype=bool)
-        ab[ys_src, xs_src] = rgb_to_lab(rgb.astype(np.float32) / 255.0)[:, 1:]
+        ab[ys_src, xs_src] = rgb_to_lab(to_unit(rgb))[:, 1:]
         mask[ys_src, xs_src] = True
         return Hints(ab, mask)
 
     def exemplar_lab(self, short_side: int = 256, multiple: int = 32) -> np.ndarray:
         """The exemplar photo as [h, w, 3] Lab at a working size (sides multiples)."""
-        rgb = as_rgb(colour_channels(self.pixels))
+        rgb = to_unit(as_rgb(colour_channels(self.pixels)))
         w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
-        planes = [resize_plane(rgb[..., c].astype(np.float32), w, h) for c in range(3)]
-        return rgb_to_lab(np.clip(np.stack(planes, axis=-1) / 255.0, 0, 1))
+        planes = [resize_plane(rgb[..., c], w, h) for c in range(3)]
+        return rgb_to_lab(np.clip(np.stack(planes, axis=-1), 0, 1))

@@ -11,6 +11,7 @@ from colorize_backend.daemon import Daemon, DaemonConfig
 from colorize_backend.engine import Engine
 from colorize_backend.manifest import Manifest
 from colorize_backend.pipeline import Colorizer
+from colorize_backend.protocol import Limits
 from tests.helpers import REPO, loopback_endpoint
 from tests.onnx_models import write_manifest
 
@@ -30,7 +31,10 @@ def daemon(colorizer):
     """A real daemon on a free loopback port; yields its endpoint."""
     endpoint = loopback_endpoint()
     server = Daemon(
-        colorizer, DaemonConfig(endpoint=endpoint, workers=2, queue_size=4, max_pixels=4_000_000)
+        colorizer,
+        DaemonConfig(
+            endpoint=endpoint, workers=2, limits=Limits(max_pixels=4_000_000, queue_size=4)
+        ),
     )
     server.start()
     yield endpoint

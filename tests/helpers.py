@@ -39,7 +39,7 @@ def colorize_frames(pixels: np.ndarray, **fields) -> list[bytes]:
     """A colorize request for u8 pixels, with any header fields added or overridden."""
     fmt = {1: "gray", 2: "graya", 3: "rgb", 4: "rgba"}[pixels.shape[2]]
     header = {
-        "v": 1,
+        "v": 2,
         "op": "colorize",
         "id": fields.pop("id", "t"),
         "image": {"width": pixels.shape[1], "height": pixels.shape[0], "format": fmt},
@@ -101,8 +101,12 @@ def stop_pid(pid: int, timeout_s: float = 20.0) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our child: reaped
+                return
+        except ChildProcessError:  # not our child: gone when kill(0) fails
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)

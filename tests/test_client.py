@@ -20,13 +20,25 @@ def client_for(endpoint: str, **extra) -> Client:
     return Client(dict(load_config("/nonexistent.json"), endpoint=endpoint, **extra))
 
 
-def test_colorize_round_trip(daemon, photo):
+def launcher_for(manifest, endpoint: str) -> list[str]:
+    return [
+        sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest),
+        "serve", "--endpoint", endpoint,
+    ]  # fmt: skip
+
+
+def test_colorize_round_trip_with_progress(daemon, photo):
     client = client_for(daemon)
     hello = client.ensure_daemon()
-    assert hello["protocol"] == 1
+    assert hello["protocol"] == 2 and client.limits["max_pixels"] == 4_000_000
     grey = photo[..., :1].tobytes()
-    reply, result = client.colorize(photo.shape[1], photo.shape[0], "gray", grey, offset=(3, 4))
+    stages = []
+    reply, result = client.colorize(
+        photo.shape[1], photo.shape[0], "gray", grey, offset=(3, 4),
+        progress=lambda stage, done: stages.append(stage),
+    )  # fmt: skip
     assert reply["format"] == "rgb" and len(result) == photo.shape[0] * photo.shape[1] * 3
+    assert "network" in stages
 
 
 def test_refusal_is_reported_with_the_daemons_message(daemon):
@@ -39,8 +51,16 @@ def test_payload_mismatch_is_caught_before_sending(daemon):
         client_for(daemon).colorize(2, 2, "rgb", b"\0" * 4)
 
 
-def fake_daemon(endpoint: str, replies: list[dict | None], seen: list) -> threading.Thread:
-    """A REP socket answering hello with scripted replies (None = stay silent once)."""
+def test_a_layer_over_the_limits_is_refused_before_sending(daemon):
+    client = client_for(daemon)
+    client.hello()
+    with pytest.raises(BackendError, match="accepts at most 4000000"):
+        client.colorize(2001, 2000, "gray", b"\0" * (2001 * 2000))
+
+
+def fake_daemon(endpoint: str, replies: list, seen: list) -> threading.Thread:
+    """A REP socket answering hello with scripted replies (None = stay silent once; bytes =
+    sent as they are)."""
 
     def serve():
         sock = zmq.Context.instance().socket(zmq.REP)
@@ -55,7 +75,7 @@ def fake_daemon(endpoint: str, replies: list[dict | None], seen: list) -> thread
                 sock.bind(endpoint)
                 continue
             seen.append(json.loads(sock.recv()))
-            sock.send(json.dumps(reply).encode())
+            sock.send(reply if isinstance(reply, bytes) else json.dumps(reply).encode())
         sock.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -66,16 +86,32 @@ def fake_daemon(endpoint: str, replies: list[dict | None], seen: list) -> thread
 def test_protocol_version_mismatch_is_a_clear_error():
     endpoint = loopback_endpoint()
     seen: list = []
-    fake_daemon(endpoint, [{"v": 2, "ok": True, "protocol": 2}], seen)
-    with pytest.raises(BackendError, match="protocol v2 but this plug-in needs v1"):
+    fake_daemon(endpoint, [{"v": 1, "ok": True, "protocol": 1}], seen)
+    with pytest.raises(BackendError, match="protocol v1 but this plug-in needs v2"):
         client_for(endpoint).hello(timeout_s=5)
-    assert seen[0] == {"op": "hello", "v": 1}
+    assert seen[0] == {"op": "hello", "v": 2}
 
 
-def test_timeout_is_retried_once_on_a_fresh_socket():
+def test_a_daemon_of_another_installation_is_named():
+    endpoint = loopback_endpoint()
+    other = {"v": 2, "ok": True, "protocol": 2, "install": "/old/checkout/.venv", "pid": 42}
+    fake_daemon(endpoint, [other], [])
+    client = client_for(endpoint, backend_prefix="/new/.venv")
+    with pytest.raises(BackendError, match="Another installation.*/old/checkout/.venv.*stop"):
+        client.hello(timeout_s=5)
+
+
+def test_a_foreign_program_on_the_port_is_named_not_a_traceback():
+    endpoint = loopback_endpoint()
+    fake_daemon(endpoint, [b"HTTP/1.1 400 Bad Request"], [])
+    with pytest.raises(BackendError, match="not the colorize backend answers"):
+        client_for(endpoint).hello(timeout_s=5)
+
+
+def test_hello_timeout_is_retried_on_a_fresh_socket():
     endpoint = loopback_endpoint()
     seen: list = []
-    fake_daemon(endpoint, [None, {"v": 1, "ok": True, "protocol": 1}], seen)
+    fake_daemon(endpoint, [None, {"v": 2, "ok": True, "protocol": 2}], seen)
     reply = client_for(endpoint).hello(timeout_s=1.0, retries=1)
     assert reply["ok"] and len(seen) == 1
 
@@ -88,20 +124,11 @@ def test_unreachable_without_launcher_says_how_to_start_it():
 
 def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
     endpoint = loopback_endpoint()
-    launcher = [
-        sys.executable,
-        "-m",
-        "colorize_backend.cli",
-        "--manifest",
-        str(test_manifest),
-        "serve",
-        "--endpoint",
-        endpoint,
-    ]
+    launcher = launcher_for(test_manifest, endpoint) + ["--log-file", str(tmp_path / "d.log")]
     client = client_for(
         endpoint,
         launcher=launcher,
-        log_file=str(tmp_path / "daemon.log"),
+        log_file=str(tmp_path / "d.log"),
         hello_timeout_s=0.5,
         start_timeout_s=60,
     )
@@ -109,6 +136,32 @@ def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
     hello = client.ensure_daemon(progress=messages.append)
     try:
         assert hello["models"] == ["linear"] and messages == ["Starting the colorize backend..."]
-        assert "serving on " + endpoint in (tmp_path / "daemon.log").read_text()
+        assert "serving on " + endpoint in (tmp_path / "d.log").read_text()
     finally:
         stop_pid(hello["pid"])
+
+
+def test_a_launcher_that_fails_is_reported_at_once(test_manifest, tmp_path):
+    """The daemon exits at once (here: the endpoint is not valid); the client says why
+    within seconds instead of waiting for the start timeout."""
+    endpoint = loopback_endpoint()
+    launcher = launcher_for(test_manifest, "tcp://127.0.0.1:notaport")
+    client = client_for(
+        endpoint, launcher=launcher, log_file=str(tmp_path / "d.log"), hello_timeout_s=0.3,
+        start_timeout_s=60,
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="could not start"):
+        client.ensure_daemon()
+    assert time.monotonic() - started < 30
+
+
+def test_a_missing_log_folder_does_not_stop_the_launch(test_manifest, tmp_path):
+    endpoint = loopback_endpoint()
+    log = tmp_path / "not" / "yet" / "there" / "d.log"
+    client = client_for(
+        endpoint, launcher=launcher_for(test_manifest, endpoint), log_file=str(log),
+        hello_timeout_s=0.5,
+    )  # fmt: skip
+    hello = client.ensure_daemon()
+    stop_pid(hello["pid"])

@@ -47,3 +47,29 @@ def test_out_of_gamut_lab_is_clipped_into_u8_range():
     assert out.dtype == np.uint8 and out.shape == (1, 2, 3)
     reference = np.clip(skimage.color.lab2rgb(np.concatenate([lightness[..., None], ab], -1)), 0, 1)
     assert np.abs(out.astype(int) - np.round(reference * 255).astype(int)).max() <= 1
+
+
+def test_16_bit_and_float_lightness_matches_scikit_image():
+    from colorize_backend.color import lightness_of
+
+    rng = np.random.default_rng(2)
+    grey = np.arange(0, 65536, 7, dtype=np.uint16)[None, :, None]
+    colour = rng.integers(0, 65536, (1, 4096, 3), dtype=np.uint16)
+    for pixels in (grey, colour):
+        unit = pixels.astype(np.float64) / 65535
+        expected = skimage.color.rgb2lab(np.repeat(unit, 3, -1) if unit.shape[-1] == 1 else unit)
+        np.testing.assert_allclose(lightness_of(pixels), expected[..., 0], atol=1e-3)
+        floats = unit.astype(np.float32)
+        np.testing.assert_allclose(lightness_of(floats), expected[..., 0], atol=2e-3)
+
+
+def test_lab_to_16_bit_matches_scikit_image_within_one_level():
+    from colorize_backend.color import lab_to_pixels
+
+    rng = np.random.default_rng(3)
+    lab = np.stack(
+        [rng.uniform(5, 95, 4096), rng.uniform(-40, 40, 4096), rng.uniform(-40, 40, 4096)], -1
+    )[None].astype(np.float32)
+    out = lab_to_pixels(lab[..., 0], lab[..., 1:], np.dtype(np.uint16))
+    expected = np.clip(skimage.color.lab2rgb(lab.astype(np.float64)), 0, 1) * 65535
+    assert out.dtype == np.uint16 and np.abs(out - np.round(expected)).max() <= 1

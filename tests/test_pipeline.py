@@ -13,11 +13,13 @@ from tests.onnx_models import A_BIAS, A_GAIN
     [
         ((4000, 3000), (352, 256)),
         ((256, 256), (256, 256)),
-        ((100, 1000), (256, 2560)),
-        ((31, 7), (1120, 256)),
+        ((100, 1000), (96, 1024)),  # 1:10: the long side capped at 4 x 256
+        ((31, 7), (1024, 224)),
+        ((20000, 50), (1024, 32)),  # a thin strip: a bounded input, never 102400 x 256
+        ((100000, 10), (1024, 32)),
     ],
 )
-def test_network_size_keeps_aspect_and_multiple(size, expected):
+def test_network_size_keeps_aspect_and_multiple_and_is_bounded(size, expected):
     assert network_size(*size, 256, 32) == expected
 
 
@@ -57,6 +59,23 @@ def test_strength_zero_gives_grey(colorizer, photo):
     assert np.abs(result[..., 0] - result[..., 1]).max() <= 1
 
 
-def test_rejects_non_u8(colorizer):
+@pytest.mark.parametrize("shape, dtype", [((4, 4, 3), np.float64), ((4, 4, 5), np.uint8),
+                                          ((4, 4), np.uint8), ((4, 4, 3), np.int16)])  # fmt: skip
+def test_rejects_what_is_not_an_image(colorizer, shape, dtype):
     with pytest.raises(ValueError):
-        colorizer.colorize(np.zeros((4, 4, 3), np.float32))
+        colorizer.colorize(np.zeros(shape, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_high_bit_depth_keeps_its_lightness(colorizer, dtype):
+    """A 16-bit (or float) grey ramp comes back at its own precision, lightness kept."""
+    from colorize_backend.color import lightness_of
+
+    ramp = np.linspace(0.02, 0.98, 256 * 192, dtype=np.float64).reshape(192, 256, 1)
+    pixels = np.round(ramp * 65535).astype(np.uint16) if dtype == np.uint16 else ramp.astype(dtype)
+    result = colorizer.colorize(pixels).pixels
+    assert result.dtype == dtype and result.shape == (192, 256, 3)
+    top = 65535 if dtype == np.uint16 else 1.0
+    unclipped = (result > 0).all(-1) & (result < top * (1 - 1e-5)).all(-1)
+    delta = np.abs(lightness_of(pixels) - lightness_of(result))[unclipped]
+    assert unclipped.mean() > 0.5 and delta.mean() < 0.05

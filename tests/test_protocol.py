@@ -1,15 +1,27 @@
-"""Protocol validation: every malformed request is refused before allocation."""
+"""Protocol validation: every malformed request is refused, with a code, before allocation."""
 
 import json
 
 import pytest
 
 from colorize_backend.errors import ColorizeError
-from colorize_backend.protocol import decode_header, parse_colorize
+from colorize_backend.protocol import (
+    PixelFormat,
+    SampleType,
+    decode_header,
+    parse_cancel,
+    parse_colorize,
+)
+from colorize_backend.reference import ReferenceMode
 
 
 def header(**fields):
-    base = {"v": 1, "op": "colorize", "image": {"width": 4, "height": 2, "format": "rgb"}}
+    base = {
+        "v": 2,
+        "op": "colorize",
+        "id": "r1",
+        "image": {"width": 4, "height": 2, "format": "rgb"},
+    }
     base.update(fields)
     return base
 
@@ -26,9 +38,18 @@ def code_of(fn, *args):
         (b"\xff\xfe", "bad_header"),
         (b"not json", "bad_header"),
         (b"[1, 2]", "bad_header"),
+        (b"[" * 5000 + b"]" * 5000, "bad_header"),  # nesting deeper than the parser goes
+        (b'{"v": 2, "op": "hello", "n": ' + b"9" * 5000 + b"}", "bad_header"),  # huge integer
         (json.dumps({"op": "hello"}).encode(), "unsupported_version"),
-        (json.dumps({"v": 2, "op": "hello"}).encode(), "unsupported_version"),
-        (json.dumps({"v": 1, "op": "rm -rf"}).encode(), "unknown_op"),
+        (json.dumps({"v": 1, "op": "hello"}).encode(), "unsupported_version"),
+        (json.dumps({"v": True, "op": "hello"}).encode(), "unsupported_version"),
+        (json.dumps({"v": 2.0, "op": "hello"}).encode(), "unsupported_version"),
+        (json.dumps({"v": 2, "op": "rm -rf"}).encode(), "unknown_op"),
+        (json.dumps({"v": 2, "op": ["hello"]}).encode(), "unknown_op"),
+        (json.dumps({"v": 2, "op": "progress"}).encode(), "unknown_op"),  # daemon → client only
+        (json.dumps({"v": 2, "op": "hello", "id": "x" * 65}).encode(), "bad_header"),
+        (json.dumps({"v": 2, "op": "hello", "id": "a b"}).encode(), "bad_header"),
+        (json.dumps({"v": 2, "op": "hello", "id": 7}).encode(), "bad_header"),
         (b"{" + b" " * 70000 + b"}", "bad_header"),
     ],
 )
@@ -37,27 +58,46 @@ def test_bad_headers_are_refused(frame, code):
 
 
 def test_valid_request_parses():
-    request = parse_colorize(header(strength=0.5), [b"\0" * 24], 100)
+    request = parse_colorize(header(strength=0.5, progress=True), [b"\0" * 24], 100)
     assert (request.image.width, request.image.height, request.image.channels) == (4, 2, 3)
-    assert request.strength == 0.5 and request.reference is None
+    assert request.strength == 0.5 and request.reference is None and request.progress
+    assert request.request_id == "r1" and request.reference_mode is ReferenceMode.DETECT
+
+
+@pytest.mark.parametrize("sample, size", [("u8", 1), ("u16", 2), ("f32", 4)])
+def test_sample_types_set_the_frame_size(sample, size):
+    image = {"width": 4, "height": 2, "format": "graya", "sample": sample}
+    request = parse_colorize(header(image=image), [b"\0" * (8 * 2 * size)], 100)
+    assert request.image.sample is SampleType(sample) and request.image.format is PixelFormat.GRAYA
+    assert request.image.result.format is PixelFormat.RGBA
+    assert request.image.result.sample is SampleType(sample)
 
 
 @pytest.mark.parametrize(
     "image, payload, code",
     [
         ({"width": 4, "height": 2, "format": "rgb"}, [b"\0" * 23], "bad_size"),
+        ({"width": 4, "height": 2, "format": "rgb", "sample": "u16"}, [b"\0" * 24], "bad_size"),
         ({"width": 4, "height": 2, "format": "rgb"}, [], "bad_frames"),
         ({"width": 4, "height": 2, "format": "rgb"}, [b"\0" * 24, b"x"], "bad_frames"),
         ({"width": 0, "height": 2, "format": "rgb"}, [b""], "bad_size"),
         ({"width": -4, "height": 2, "format": "rgb"}, [b""], "bad_size"),
         ({"width": "4", "height": 2, "format": "rgb"}, [b""], "bad_size"),
         ({"width": True, "height": 2, "format": "rgb"}, [b""], "bad_size"),
+        ({"width": 4.0, "height": 2, "format": "rgb"}, [b""], "bad_size"),
+        ({"width": 10**40, "height": 2, "format": "rgb"}, [b""], "bad_size"),
         ({"width": 4, "height": 2, "format": "cmyk"}, [b""], "bad_format"),
+        ({"width": 4, "height": 2, "format": ["rgb"]}, [b""], "bad_format"),
+        ({"width": 4, "height": 2, "format": "rgb", "sample": "u32"}, [b""], "bad_format"),
         ({"width": 100000, "height": 100000, "format": "rgb"}, [b""], "too_large"),
         ({"width": 4, "height": 2, "format": "rgb", "offset": "0,0"}, [b"\0" * 24], "bad_header"),
+        ({"width": 4, "height": 2, "format": "rgb", "offset": [10**20, 0]}, [b"\0" * 24],
+         "bad_header"),
+        ({"width": 4, "height": 2, "format": "rgb", "offset": [True, 0]}, [b"\0" * 24],
+         "bad_header"),
         ("4x2", [b""], "bad_header"),
     ],
-)
+)  # fmt: skip
 def test_bad_image_claims_are_refused(image, payload, code):
     assert code_of(parse_colorize, header(image=image), payload, 1000) == code
 
@@ -72,7 +112,26 @@ def test_reference_is_validated_like_the_image():
 
 
 @pytest.mark.parametrize(
-    "fields", [{"strength": 2}, {"strength": "1"}, {"model": 3}, {"reference_mode": "guess"}]
+    "fields",
+    [
+        {"strength": 2},
+        {"strength": -1},
+        {"strength": "1"},
+        {"strength": True},
+        {"model": 3},
+        {"model": "m" * 256},
+        {"model": ""},
+        {"reference_mode": "guess"},
+        {"reference_mode": ["hints"]},
+        {"progress": 1},
+        {"id": None},
+    ],
 )
 def test_bad_options_are_refused(fields):
     assert code_of(parse_colorize, header(**fields), [b"\0" * 24], 1000) == "bad_header"
+
+
+def test_cancel_names_a_job_and_carries_no_frames():
+    assert parse_cancel({"v": 2, "op": "cancel", "id": "r1"}, []) == "r1"
+    assert code_of(parse_cancel, {"v": 2, "op": "cancel", "id": "r1"}, [b"x"]) == "bad_frames"
+    assert code_of(parse_cancel, {"v": 2, "op": "cancel"}, []) == "bad_header"

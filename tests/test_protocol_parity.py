@@ -23,38 +23,46 @@ def test_constants_agree():
     assert installer_main.DEFAULT_ENDPOINT == protocol.DEFAULT_ENDPOINT
     formats = {f.value: f.channels for f in protocol.PixelFormat}
     assert colorize_client.FORMAT_CHANNELS == formats
+    assert colorize_client.SAMPLE_SIZES == {s.value: s.size for s in protocol.SampleType}
     assert set(colorize_client.REFERENCE_MODES) == {m.value for m in ReferenceMode}
+    assert colorize_client.DEFAULTS["heartbeat_timeout_s"] >= 3 * protocol.HEARTBEAT_S
 
 
 class RecordingClient(colorize_client.Client):
     """The plug-in's client with the socket replaced by a recorder of what it would send."""
 
-    def request(self, header, frames=(), timeout_s=None, retries=1):
-        self.sent = [protocol.encode_header(dict(header, v=colorize_client.PROTOCOL_VERSION))]
-        self.sent += list(frames)
-        fmt = protocol.PixelFormat(header["image"]["format"]).result
-        size = header["image"]["width"] * header["image"]["height"] * fmt.channels
+    def _request_with_retries(self, frames, request_id, progress):
+        self.sent = list(frames)
+        header = protocol.decode_header(frames[0])
+        image = header["image"]
+        fmt = protocol.PixelFormat(image["format"]).result
+        size = image["width"] * image["height"] * fmt.channels
+        size *= protocol.SampleType(image["sample"]).size
         return {"format": fmt.value}, [b"\0" * size]
 
 
 @pytest.mark.parametrize("mode", colorize_client.REFERENCE_MODES)
-def test_a_colorize_request_parses_as_the_daemon_parses_it(mode):
+@pytest.mark.parametrize("sample", sorted(colorize_client.SAMPLE_SIZES))
+def test_a_colorize_request_parses_as_the_daemon_parses_it(mode, sample):
     client = RecordingClient(dict(colorize_client.DEFAULTS))
-    reference = (2, 1, "rgba", b"\1" * 8, (5, 6))
+    size = colorize_client.SAMPLE_SIZES[sample]
+    reference = (2, 1, "rgba", b"\1" * 8 * size, (5, 6), sample)
     client.colorize(
-        3, 2, "graya", b"\0" * 12, model="m", reference=reference, reference_mode=mode,
-        strength=0.25, offset=(1, 2),
+        3, 2, "graya", b"\0" * 12 * size, model="m", reference=reference, reference_mode=mode,
+        strength=0.25, offset=(1, 2), sample=sample,
     )  # fmt: skip
     header = protocol.decode_header(client.sent[0])
     request = protocol.parse_colorize(header, client.sent[1:], max_pixels=100)
     assert (request.image.width, request.image.height) == (3, 2)
     assert request.image.format is protocol.PixelFormat.GRAYA and request.image.offset == (1, 2)
+    assert request.image.sample is protocol.SampleType(sample) and request.progress
     assert request.reference is not None and request.reference.offset == (5, 6)
     assert request.model == "m" and request.strength == 0.25
     assert request.reference_mode is ReferenceMode(mode)
 
 
 def test_v1_clients_reference_mode_auto_still_means_detect():
-    header = {"v": 1, "op": "colorize", "image": {"width": 1, "height": 1, "format": "gray"}}
+    header = {"v": 2, "op": "colorize", "id": "x", "image": {"width": 1, "height": 1,
+              "format": "gray"}}  # fmt: skip
     request = protocol.parse_colorize(dict(header, reference_mode="auto"), [b"\0"], 10)
     assert request.reference_mode is ReferenceMode.DETECT

@@ -102,7 +102,7 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
             )
         if ref_layer == source:
             return _error(procedure, "The reference layer must be a different layer.")
-        reference = _read_layer(ref_layer)
+        reference = _read_layer(ref_layer) + ("u8",)
 
     Gimp.progress_init("Colorizing " + source.get_name())
     try:
@@ -123,16 +123,23 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
             reference_mode=mode,
             strength=config.get_property("strength"),
             offset=offsets,
+            progress=_show_progress,
         )
         Gimp.progress_update(0.9)
     except BackendError as exc:
         Gimp.progress_end()
         return _error(procedure, exc.message)
-    _write_result(image, source, reply["format"], result)
+    _write_result(image, source, reply["format"], bytes(result))
     Gimp.progress_update(1.0)
     Gimp.progress_end()
     Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def _show_progress(stage, done):
+    """The daemon's stages move GIMP's progress bar from 20 % to 90 %."""
+    Gimp.progress_set_text("Colorizing: " + stage)
+    Gimp.progress_update(0.2 + 0.7 * done)
 
 
 def run_auto(procedure, run_mode, image, drawables, config, data):

@@ -3,14 +3,19 @@
 
 Standard library + pyzmq only, and Python 2.7-compatible, because it runs inside
 whatever Python the user's GIMP carries. It finds the daemon through the config
-file install.py wrote, starts it from the recorded launcher when it is not
-running, checks the protocol version, and retries once on a timeout.
+file install.py wrote, starts it from the recorded launcher when it is not running
+(and says at once why when it cannot start), checks the protocol version and which
+installation answers, checks the daemon's limits before sending, and waits for a
+result while the daemon shows signs of life (a progress message at least every
+second): a dead daemon is noticed within seconds and a colorize request is never sent
+twice. Every failure becomes one BackendError with a message for the user.
 """
 
 from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -20,22 +25,28 @@ VENDOR = os.path.join(HERE, "vendor")
 if os.path.isdir(VENDOR) and VENDOR not in sys.path:
     sys.path.insert(0, VENDOR)  # pyzmq vendored by install.py for GIMPs with their own Python
 
-import zmq  # noqa: E402
-import zmq.auth  # noqa: E402
+try:
+    import zmq
+    import zmq.auth
+except ImportError:  # reported as a BackendError when the client is used
+    zmq = None
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 CONFIG_NAME = "colorize-config.json"
 FORMAT_CHANNELS = {"gray": 1, "graya": 2, "rgb": 3, "rgba": 4}
+SAMPLE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
 REFERENCE_MODES = ("detect", "exemplar", "hints")  # how to read the reference layer
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.
 DEFAULTS = {
     "endpoint": DEFAULT_ENDPOINT,
     "launcher": None,  # argv list that starts the daemon, written by install.py
+    "backend_prefix": None,  # the installation that should answer (install.py writes it)
     "hello_timeout_s": 2.0,
     "start_timeout_s": 60.0,
-    "request_timeout_s": 300.0,
+    "request_timeout_s": 600.0,
+    "heartbeat_timeout_s": 5.0,  # no sign of life for so long: the daemon is gone
     "server_public_key": None,  # CURVE: the remote daemon's public key (z85 text)
     "client_key_file": None,  # CURVE: this client's certificate file (secret part)
     "log_file": None,
@@ -60,86 +71,132 @@ def load_config(path=None):
     """Defaults overlaid with the JSON config file (a missing file means defaults)."""
     config = dict(DEFAULTS)
     path = path or config_path()
-    if os.path.exists(path):
-        with open(path) as fh:
-            try:
+    try:
+        if os.path.exists(path):
+            with open(path) as fh:
                 config.update(json.load(fh))
-            except ValueError as exc:
-                raise BackendError(
-                    "The colorize config file %s is not valid JSON: %s" % (path, exc)
-                )
+    except (IOError, OSError, ValueError) as exc:
+        raise BackendError("The colorize config file %s cannot be read: %s" % (path, exc))
     return config
 
 
+def _decode(frame, endpoint):
+    try:
+        header = json.loads(frame.decode("utf-8"))
+        if isinstance(header, dict):
+            return header
+    except (UnicodeDecodeError, ValueError):
+        pass
+    raise BackendError(
+        "Something that is not the colorize backend answers at %s. Stop that program, or "
+        "give the plug-in another endpoint (re-run install.py)." % endpoint,
+        "foreign",
+    )
+
+
+def _refusal(header):
+    error = header.get("error") or {}
+    message = error.get("message", "unknown error")
+    code = error.get("code", "refused")
+    return BackendError("The colorize backend refused the request: %s" % message, code)
+
+
 class Client(object):
-    """One conversation with the daemon; every call opens a fresh REQ socket (lazy pirate)."""
+    """Conversations with the daemon. Every wait has a bound and a message."""
 
     def __init__(self, config=None):
+        if zmq is None:
+            raise BackendError(
+                "The colorize plug-in needs pyzmq in GIMP's Python. Re-run install.py, which "
+                "installs it next to the plug-in, or install python3-zmq."
+            )
         self.config = config or load_config()
         self.context = zmq.Context.instance()
+        self.daemon = None  # the daemon process this client started, if any
+        self.limits = {}
 
-    def _socket(self, timeout_s):
-        sock = self.context.socket(zmq.REQ)
+    @property
+    def endpoint(self):
+        return self.config["endpoint"]
+
+    def _socket(self, kind, timeout_s):
+        sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
         sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
         server_key = self.config.get("server_public_key")
         if server_key:
             key_file = self.config.get("client_key_file")
-            if key_file:
-                public, secret = zmq.auth.load_certificate(key_file)
-            else:
-                public, secret = zmq.curve_keypair()
+            try:
+                if key_file:
+                    public, secret = zmq.auth.load_certificate(key_file)
+                else:
+                    public, secret = zmq.curve_keypair()
+            except (IOError, OSError, ValueError) as exc:
+                sock.close()
+                raise BackendError("The client key %s cannot be read: %s" % (key_file, exc))
             sock.curve_publickey = public
             sock.curve_secretkey = secret
             sock.curve_serverkey = server_key.encode("ascii")
-        sock.connect(self.config["endpoint"])
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise BackendError("The endpoint %r is not valid: %s" % (self.endpoint, exc))
         return sock
 
-    def request(self, header, frames=(), timeout_s=None, retries=1):
-        """Send header + frames; return (reply header, reply frames). Retries once on timeout."""
-        timeout_s = timeout_s or self.config["request_timeout_s"]
-        header = dict(header, v=PROTOCOL_VERSION)
-        message = [json.dumps(header).encode("utf-8")] + list(frames)
-        for attempt in range(retries + 1):
-            sock = self._socket(timeout_s)
-            try:
-                sock.send_multipart(message, copy=False)
-                reply = sock.recv_multipart()
-            except zmq.Again:
-                if attempt < retries:
-                    continue
-                raise BackendError(
-                    "The colorize backend at %s did not answer within %.0f s. Is it running? "
-                    "Start it with `colorize-backend serve` or check %s."
-                    % (self.config["endpoint"], timeout_s, config_path()),
-                    "timeout",
-                )
-            finally:
-                sock.close()
-            reply_header = json.loads(reply[0].decode("utf-8"))
-            if not reply_header.get("ok"):
-                error = reply_header.get("error") or {}
-                raise BackendError(
-                    "The colorize backend refused the request: %s"
-                    % error.get("message", "unknown error"),
-                    error.get("code", "refused"),
-                )
-            return reply_header, reply[1:]
+    def _unanswered(self, timeout_s):
+        if self.config.get("server_public_key"):
+            return BackendError(
+                "The colorize backend at %s did not answer within %.0f s: it is not running, or "
+                "authentication failed (the daemon does not know this client's key; copy the "
+                "client's .key file into the daemon's key folder)." % (self.endpoint, timeout_s),
+                "timeout",
+            )
+        return BackendError(
+            "The colorize backend at %s did not answer within %.0f s. Is it running? Start it "
+            "with `colorize-backend serve` or check %s."
+            % (self.endpoint, timeout_s, config_path()),
+            "timeout",
+        )
 
     def hello(self, timeout_s=None, retries=0):
-        """Protocol handshake; raises BackendError on a version mismatch."""
-        reply, _ = self.request(
-            {"op": "hello"}, timeout_s=timeout_s or self.config["hello_timeout_s"], retries=retries
-        )
+        """Handshake: protocol version and installation; retried (it is idempotent)."""
+        timeout_s = timeout_s or self.config["hello_timeout_s"]
+        message = json.dumps({"v": PROTOCOL_VERSION, "op": "hello"}).encode("utf-8")
+        for attempt in range(retries + 1):
+            sock = self._socket(zmq.REQ, timeout_s)
+            try:
+                sock.send(message)
+                reply = _decode(sock.recv(), self.endpoint)
+                break
+            except zmq.Again:
+                if attempt == retries:
+                    raise self._unanswered(timeout_s)
+            finally:
+                sock.close()
         if reply.get("protocol") != PROTOCOL_VERSION:
             raise BackendError(
-                "The colorize backend speaks protocol v%s but this plug-in needs "
-                "v%d; re-run install.py to update both."
-                % (reply.get("protocol"), PROTOCOL_VERSION),
+                "The colorize backend speaks protocol v%s but this plug-in needs v%d; re-run "
+                "install.py to update both." % (reply.get("protocol"), PROTOCOL_VERSION),
                 "version",
             )
+        if not reply.get("ok"):
+            raise _refusal(reply)
+        self._check_identity(reply)
+        self.limits = reply.get("limits") or {}
         return reply
+
+    def _check_identity(self, reply):
+        expected = self.config.get("backend_prefix")
+        found = reply.get("install")
+        if expected and found and os.path.normpath(expected) != os.path.normpath(found):
+            raise BackendError(
+                "Another installation of the colorize backend (%s, pid %s) answers at %s, not "
+                "this one (%s). Stop it with `colorize-backend stop --endpoint %s` and try again."
+                % (found, reply.get("pid"), self.endpoint, expected, self.endpoint),
+                "identity",
+            )
 
     def ensure_daemon(self, progress=None):
         """Return the hello reply, starting the daemon from the launcher when it is down."""
@@ -151,31 +208,52 @@ class Client(object):
         launcher = self.config.get("launcher")
         if not launcher:
             raise BackendError(
-                "The colorize backend is not running at %s and no launcher is "
-                "configured; run `colorize-backend serve` or re-run install.py."
-                % self.config["endpoint"],
+                "The colorize backend is not running at %s and no launcher is configured; "
+                "run `colorize-backend serve` or re-run install.py." % self.endpoint,
                 "unreachable",
             )
         if progress:
             progress("Starting the colorize backend...")
-        start_daemon(launcher, self.config.get("log_file"))
+        self.daemon = start_daemon(launcher, self.config.get("log_file"))
         deadline = time.time() + self.config["start_timeout_s"]
         while time.time() < deadline:
+            if self.daemon.poll() is not None:
+                raise BackendError(
+                    "The colorize backend could not start (exit status %s): %s"
+                    % (self.daemon.returncode, startup_error(self.config.get("log_file"))),
+                    "unreachable",
+                )
             try:
-                return self.hello()
+                return self.hello(timeout_s=0.5)
             except BackendError as exc:
                 if exc.code != "timeout":
                     raise
         raise BackendError(
-            "Started the colorize backend (%s) but it did not answer within %.0f s;"
-            " see its log %s."
-            % (
-                " ".join(launcher),
-                self.config["start_timeout_s"],
-                self.config.get("log_file") or "(none)",
-            ),
+            "Started the colorize backend (%s) but it did not answer within %.0f s; see its "
+            "log %s." % (" ".join(launcher), self.config["start_timeout_s"],
+                         self.config.get("log_file") or "(none)"),
             "unreachable",
-        )
+        )  # fmt: skip
+
+    def check_limits(self, width, height, fmt, sample):
+        """Refuse before sending what the daemon would refuse (it said its limits in hello)."""
+        pixels = width * height
+        max_pixels = self.limits.get("max_pixels")
+        if max_pixels and pixels > max_pixels:
+            raise BackendError(
+                "The layer has %d pixels; the colorize backend accepts at most %d. Scale the "
+                "image down, or start the daemon with a larger --max-pixels."
+                % (pixels, max_pixels),
+                "too_large",
+            )
+        frame = pixels * FORMAT_CHANNELS[fmt] * SAMPLE_SIZES[sample]
+        max_frame = self.limits.get("max_frame_bytes")
+        if max_frame and frame > max_frame:
+            raise BackendError(
+                "The layer is %d MB; the colorize backend accepts at most %d MB per layer."
+                % (frame // 1000000, max_frame // 1000000),
+                "too_large",
+            )
 
     def colorize(
         self,
@@ -188,46 +266,141 @@ class Client(object):
         reference_mode="detect",
         strength=1.0,
         offset=(0, 0),
+        sample="u8",
+        progress=None,
     ):
-        """Colorize raw u8 pixels; reference is None or (width, height, fmt, bytes, (x, y)).
+        """Colorize raw pixels; reference is None or (width, height, fmt, bytes, (x, y), sample).
 
-        Returns (reply header, result bytes) where the result is rgb or rgba u8.
+        progress(stage, done) is called on each sign of life. Returns (reply header, result
+        bytes) where the result is rgb or rgba in the same sample type.
         """
-        if width * height * FORMAT_CHANNELS[fmt] != len(pixels):
+        if width * height * FORMAT_CHANNELS[fmt] * SAMPLE_SIZES[sample] != len(pixels):
             raise BackendError(
-                "Internal error: %dx%d %s does not match %d bytes"
-                % (width, height, fmt, len(pixels))
+                "Internal error: %dx%d %s %s does not match %d bytes"
+                % (width, height, fmt, sample, len(pixels))
             )
+        self.check_limits(width, height, fmt, sample)
+        request_id = "%d.%d" % (os.getpid(), random.randint(0, 10**9))
         header = {
+            "v": PROTOCOL_VERSION,
             "op": "colorize",
-            "id": "%d-%f" % (os.getpid(), time.time()),
-            "image": {"width": width, "height": height, "format": fmt, "offset": list(offset)},
+            "id": request_id,
+            "image": _spec(width, height, fmt, offset, sample),
             "strength": strength,
             "reference_mode": reference_mode,
+            "progress": True,
         }
         if model:
             header["model"] = model
-        frames = [pixels]
+        frames = [json.dumps(header).encode("utf-8"), pixels]
         if reference is not None:
-            ref_w, ref_h, ref_fmt, ref_pixels, ref_offset = reference
-            header["reference"] = {
-                "width": ref_w,
-                "height": ref_h,
-                "format": ref_fmt,
-                "offset": list(ref_offset),
-            }
-            frames.append(ref_pixels)
-        reply, result = self.request(header, frames)
-        if len(result) != 1 or len(result[0]) != width * height * FORMAT_CHANNELS[reply["format"]]:
+            ref_w, ref_h, ref_fmt, ref_pixels, ref_offset, ref_sample = reference
+            self.check_limits(ref_w, ref_h, ref_fmt, ref_sample)
+            header["reference"] = _spec(ref_w, ref_h, ref_fmt, ref_offset, ref_sample)
+            frames = [json.dumps(header).encode("utf-8"), pixels, ref_pixels]
+        reply, result = self._request_with_retries(frames, request_id, progress)
+        expected = width * height * FORMAT_CHANNELS[reply["format"]] * SAMPLE_SIZES[sample]
+        if len(result) != 1 or len(result[0]) != expected:
             raise BackendError("The colorize backend sent a malformed result.")
         return reply, result[0]
 
+    def _request_with_retries(self, frames, request_id, progress):
+        """Send the request; a `busy` daemon did not take it, so it is sent again after a
+        growing pause, until the request's time is up. Nothing else is ever re-sent."""
+        deadline = time.time() + self.config["request_timeout_s"]
+        pause = 0.2
+        while True:
+            try:
+                return self._request(frames, request_id, progress, deadline)
+            except BackendError as exc:
+                if exc.code != "busy" or time.time() + pause > deadline:
+                    raise
+            if progress:
+                progress("waiting for the backend", 0.0)
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 3.0)
+
+    def _request(self, frames, request_id, progress, deadline):
+        sock = self._socket(zmq.DEALER, self.config["hello_timeout_s"])
+        try:
+            sock.send_multipart([b""] + frames, copy=False)
+            while True:
+                wait = min(self.config["heartbeat_timeout_s"], deadline - time.time())
+                if wait <= 0:
+                    raise BackendError(
+                        "The colorize backend did not finish within %.0f s."
+                        % self.config["request_timeout_s"],
+                        "timeout",
+                    )
+                if not sock.poll(int(wait * 1000)):
+                    raise self._dead()
+                message = sock.recv_multipart(copy=False)
+                header = _decode(message[1].bytes if len(message) > 1 else b"", self.endpoint)
+                if header.get("id") != request_id:
+                    continue
+                if not header.get("ok"):
+                    raise _refusal(header)
+                if header.get("op") == "progress":
+                    if progress:
+                        progress(header.get("stage", ""), float(header.get("done", 0.0)))
+                    continue
+                return header, [frame.buffer for frame in message[2:]]
+        finally:
+            sock.close()
+
+    def _dead(self):
+        started = self.daemon is not None and self.daemon.poll() is not None
+        return BackendError(
+            "The colorize backend stopped responding (no sign of life for %.0f s%s); it may have "
+            "crashed. See its log %s. Try again: it will be restarted."
+            % (
+                self.config["heartbeat_timeout_s"],
+                ", and it has exited" if started else "",
+                self.config.get("log_file") or "(none)",
+            ),
+            "dead",
+        )
+
+
+def _spec(width, height, fmt, offset, sample):
+    return {
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "sample": sample,
+        "offset": list(offset),
+    }
+
+
+def startup_error(log_file):
+    """The last lines the daemon wrote while starting, for the user to see."""
+    if not log_file:
+        return "no log file is configured"
+    try:
+        with open(log_file + ".startup") as fh:
+            lines = [line.strip() for line in fh.read().splitlines() if line.strip()]
+    except (IOError, OSError):
+        return "see %s" % log_file
+    return " / ".join(lines[-3:])[-500:] if lines else "see %s" % log_file
+
 
 def start_daemon(launcher, log_file=None):
-    """Start the daemon detached from GIMP so it survives the plug-in process."""
-    log = open(log_file, "ab") if log_file else open(os.devnull, "wb")
+    """Start the daemon detached from GIMP so it survives the plug-in process.
+
+    What it prints while starting goes to LOG.startup (replaced each time, so it stays
+    small); once running it logs to its own rotated log file.
+    """
+    output = None
+    if log_file:
+        try:
+            folder = os.path.dirname(log_file)
+            if folder and not os.path.isdir(folder):
+                os.makedirs(folder)
+            output = open(log_file + ".startup", "wb")
+        except (IOError, OSError):
+            output = None
     kwargs = {
-        "stdout": log,
+        "stdout": output or open(os.devnull, "wb"),
         "stderr": subprocess.STDOUT,
         "stdin": open(os.devnull, "rb"),
         "close_fds": True,
@@ -237,8 +410,8 @@ def start_daemon(launcher, log_file=None):
     else:
         kwargs["preexec_fn"] = os.setsid
     try:
-        subprocess.Popen(launcher, **kwargs)
-    except OSError as exc:
+        return subprocess.Popen(launcher, **kwargs)
+    except (OSError, ValueError) as exc:
         raise BackendError(
             "Could not start the colorize backend with %s: %s" % (" ".join(launcher), exc),
             "unreachable",

@@ -86,7 +86,7 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
         client.ensure_daemon(progress=gimp.progress_init)
         width, height, fmt, pixels, offsets = read_layer(drawable)
         gimp.progress_update(0.2)
-        ref = read_layer(reference) if reference is not None else None
+        ref = read_layer(reference) + ("u8",) if reference is not None else None
         reply, result = client.colorize(
             width,
             height,
@@ -97,12 +97,13 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
             reference_mode=REFERENCE_MODES[mode_index],
             strength=strength,
             offset=offsets,
+            progress=lambda stage, done: gimp.progress_update(0.2 + 0.7 * done),
         )
     except BackendError as exc:
         pdb.gimp_message(exc.message)
         raise RuntimeError(exc.message)  # gimpfu reports it and the image stays untouched
     gimp.progress_update(0.9)
-    write_result(image, drawable, reply["format"], result)
+    write_result(image, drawable, reply["format"], bytes(result))
     gimp.progress_update(1.0)
     gimp.displays_flush()
 

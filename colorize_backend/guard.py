@@ -1,0 +1,122 @@
+"""Bounds that ZeroMQ does not give: connection count, and memory held by unfinished messages.
+
+ZeroMQ caps each frame (ZMQ_MAXMSGSIZE) but buffers every frame of a multipart message
+until its last frame arrives, so a peer that never finishes a message could grow the
+daemon without bound; and it accepts any number of idle connections, so idle peers could
+use up the file descriptors. The guard watches the front socket's connections (its
+monitor gives each one's file descriptor; every message names the descriptor it came
+on) and shuts down the offenders' sockets, which makes ZeroMQ drop them and their
+buffers:
+- more connections than `max_connections`: the ones that never sent a whole message;
+- memory above the budget: every connection that has not finished a message for
+  `stall_s` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from colorize_backend import memory
+
+LOG = logging.getLogger("colorize.guard")
+
+
+@dataclass
+class Connection:
+    accepted: float
+    last_message: float | None = None
+
+
+@dataclass
+class Guard:
+    """Tracks the front socket's connections; `tick()` enforces the bounds."""
+
+    front: zmq.Socket
+    max_connections: int = 256
+    memory_budget: int = 1 << 30  # bytes above the baseline not explained by jobs
+    stall_s: float = 5.0
+    connections: dict[int, Connection] = field(default_factory=dict)
+    baseline: int = 0
+
+    def __post_init__(self) -> None:
+        events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+        self.monitor = self.front.get_monitor_socket(events)
+        self.baseline = memory.rss_bytes()
+
+    def close(self) -> None:
+        self.front.disable_monitor()
+        self.monitor.close(linger=0)
+
+    def watch(self, poller: zmq.Poller) -> None:
+        poller.register(self.monitor, zmq.POLLIN)
+
+    def on_monitor_event(self) -> None:
+        event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+        fd = int(event["value"])
+        if event["event"] == zmq.EVENT_ACCEPTED:
+            self.connections[fd] = Connection(time.monotonic())
+            if len(self.connections) > self.max_connections:
+                self._shed_idle()
+        else:
+            self.connections.pop(fd, None)
+
+    def on_message(self, frame: zmq.Frame) -> None:
+        """A whole message arrived on this frame's connection."""
+        try:
+            fd = frame.get(zmq.SRCFD)
+        except zmq.ZMQError:
+            return
+        if fd in self.connections:
+            self.connections[fd].last_message = time.monotonic()
+
+    def tick(self, job_bytes: int) -> None:
+        """Check the memory bound; job_bytes is what running and queued jobs account for."""
+        unexplained = memory.rss_bytes() - self.baseline - job_bytes
+        if unexplained <= self.memory_budget:
+            return
+        now = time.monotonic()
+        stalled = [
+            fd
+            for fd, c in self.connections.items()
+            if now - (c.last_message or c.accepted) > self.stall_s
+        ]
+        if stalled:
+            LOG.warning(
+                "%.0f MB held outside any job: closing %d connection(s) that sent no whole "
+                "message for %.0f s",
+                unexplained / 1e6,
+                len(stalled),
+                self.stall_s,
+            )
+            for fd in stalled:
+                self._shut(fd)
+            memory.trim()
+
+    def _shed_idle(self) -> None:
+        idle = sorted(
+            (c.accepted, fd) for fd, c in self.connections.items() if c.last_message is None
+        )
+        excess = len(self.connections) - self.max_connections
+        for _, fd in idle[: max(excess, 0)]:
+            LOG.warning("more than %d connections: closing an idle one", self.max_connections)
+            self._shut(fd)
+
+    def _shut(self, fd: int) -> None:
+        """Shut the connection down under ZeroMQ's feet; it then drops the peer and its data."""
+        self.connections.pop(fd, None)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.detach()  # ZeroMQ owns the descriptor: never close it here

@@ -1,0 +1,165 @@
+"""The daemon's jobs: a bounded, fair queue, cancellation, and the heartbeats owed to clients.
+
+Admission is fair: the queue holds at most `queue_size` jobs and at most
+`max_queued_per_client` from any one client, and workers take jobs round-robin across
+clients, so one busy client cannot lock the others out; a refused client is told
+`busy` and retries. A job is cancelled when its client asks, or when its client is
+gone (the daemon could not deliver a heartbeat); a running job stops at its next stage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.protocol import ColorizeRequest, Limits, progress_reply
+
+
+class Cancelled(Exception):
+    """Raised inside a running job when its client cancelled it or went away."""
+
+
+@dataclass
+class Job:
+    envelope: list  # routing frames of the client, sent back before every reply
+    request: ColorizeRequest
+    payload: list[memoryview]
+    received: float = field(default_factory=time.monotonic)
+    running: bool = False
+    stage: str = "queued"
+    done: float = 0.0
+    last_signal: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def peer(self) -> bytes:
+        return bytes(self.envelope[0])
+
+    @property
+    def key(self) -> tuple[bytes, str]:
+        return self.peer, self.request.request_id
+
+    def report(self, stage: str, done: float) -> None:
+        """Called by the pipeline between stages: record progress, stop if cancelled."""
+        if self.cancelled.is_set():
+            raise Cancelled(self.request.request_id)
+        self.stage, self.done = stage, done
+
+
+class Scheduler:
+    """Queued and running jobs; safe to use from the front thread and the workers."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._queues: OrderedDict[bytes, deque[Job]] = OrderedDict()  # per peer, in turn order
+        self._jobs: dict[tuple[bytes, str], Job] = {}
+        self._ready = threading.Condition()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def active(self) -> int:
+        with self._ready:
+            return len(self._jobs)
+
+    def job_bytes(self, working_bytes_per_pixel: int) -> int:
+        """Memory the jobs account for: their pixel frames and the pipeline's working set."""
+        with self._ready:
+            return sum(
+                sum(len(p) for p in job.payload)
+                + job.request.image.pixels * working_bytes_per_pixel
+                for job in self._jobs.values()
+            )
+
+    def submit(self, job: Job) -> None:
+        """Queue a job or refuse it (busy, or a duplicate id of the same client)."""
+        with self._ready:
+            if job.key in self._jobs:
+                raise ColorizeError(
+                    ErrorCode.BAD_HEADER, "a job with this id is already queued or running"
+                )
+            mine = self._queues.get(job.peer, deque())
+            if self.queued() >= self.limits.queue_size:
+                raise ColorizeError(
+                    ErrorCode.BUSY, f"queue full ({self.limits.queue_size} waiting); retry shortly"
+                )
+            if len(mine) >= self.limits.max_queued_per_client:
+                raise ColorizeError(
+                    ErrorCode.BUSY,
+                    f"{len(mine)} of your requests are already waiting; retry when one is done",
+                )
+            mine.append(job)
+            self._queues[job.peer] = mine
+            self._jobs[job.key] = job
+            self._ready.notify()
+
+    def next_job(self, timeout: float = 0.5) -> Job | None:
+        """The next job, taking clients in turn; None when there is none or on close."""
+        with self._ready:
+            if not self._queues and not self._closed:
+                self._ready.wait(timeout)
+            if self._closed or not self._queues:
+                return None
+            peer, mine = next(iter(self._queues.items()))
+            job = mine.popleft()
+            del self._queues[peer]
+            if mine:
+                self._queues[peer] = mine  # back of the line: the next client goes first
+            job.running = True
+            job.stage, job.done = "starting", 0.0
+            return job
+
+    def finish(self, job: Job) -> None:
+        with self._ready:
+            self._jobs.pop(job.key, None)
+
+    def cancel(self, peer: bytes, request_id: str) -> Job | None:
+        """Cancel a client's job; returns it if it existed. A queued job is dropped here (the
+        caller answers it); a running one stops at its next stage (its worker answers)."""
+        with self._ready:
+            job = self._jobs.get((peer, request_id))
+            if job is None:
+                return None
+            job.cancelled.set()
+            if not job.running:
+                self._queues[peer].remove(job)
+                if not self._queues[peer]:
+                    del self._queues[peer]
+                del self._jobs[job.key]
+            return job
+
+    def peer_gone(self, peer: bytes) -> list[Job]:
+        """Cancel every job of a client that can no longer be reached."""
+        with self._ready:
+            ids = [rid for p, rid in self._jobs if p == peer]
+        return [job for rid in ids if (job := self.cancel(peer, rid)) is not None]
+
+    def heartbeats(self, now: float) -> list[tuple[Job, dict[str, Any]]]:
+        """Progress messages owed to clients that asked for them and heard nothing lately."""
+        owed = []
+        with self._ready:
+            positions = {
+                id(job): index
+                for index, job in enumerate(j for q in self._queues.values() for j in q)
+            }
+            for job in self._jobs.values():
+                if job.request.progress and now - job.last_signal >= self.limits.heartbeat_s:
+                    position = positions.get(id(job))
+                    header = progress_reply(job.request.request_id, job.stage, job.done, position)
+                    job.last_signal = now
+                    owed.append((job, header))
+        return owed
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()

@@ -1,0 +1,85 @@
+"""`colorize-backend serve`: the daemon as a process — its config, log, pid file and signals."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import signal
+import time
+from pathlib import Path
+
+import zmq
+
+from colorize_backend.daemon import Daemon, DaemonConfig
+from colorize_backend.errors import ColorizeError
+from colorize_backend.lifecycle import DaemonRecord, PidFile, user_models_dir
+from colorize_backend.pipeline import Colorizer
+from colorize_backend.protocol import Limits
+
+LOG = logging.getLogger("colorize")
+LOG_BYTES, LOG_BACKUPS = 5_000_000, 3
+
+
+def log_to_file(path: Path, verbose: bool) -> None:
+    """Send all logging to a rotated file (at most LOG_BACKUPS + 1 files of LOG_BYTES)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def daemon_config(args: argparse.Namespace) -> DaemonConfig:
+    limits = Limits(
+        max_pixels=args.max_pixels,
+        queue_size=args.queue_size,
+        max_queued_per_client=args.max_per_client,
+    )
+    return DaemonConfig(
+        endpoint=args.endpoint,
+        workers=args.workers,
+        limits=limits,
+        curve_secret_key=args.curve_secret_key,
+        idle_timeout_s=args.idle_timeout * 60,
+        max_connections=args.max_connections,
+        memory_budget=args.memory_budget_mb * 1_000_000,
+    )
+
+
+def serve(args: argparse.Namespace, colorizer: Colorizer) -> int:
+    if args.log_file:
+        log_to_file(args.log_file, args.verbose)
+    # A daemon loads models by path only from these folders (a CLI user may name any file).
+    colorizer.model_dirs = [colorizer.manifest.folder, user_models_dir(), *args.models_dir]
+    try:
+        daemon = Daemon(colorizer, daemon_config(args))
+        pid_file = PidFile(
+            DaemonRecord(
+                daemon.identity.pid,
+                args.endpoint,
+                daemon.identity.install,
+                daemon.identity.instance,
+                time.time(),
+            )
+        )
+    except (ValueError, ColorizeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    signal.signal(signal.SIGTERM, lambda signum, frame: daemon.request_stop())
+    try:
+        daemon.serve_forever()
+    except zmq.ZMQError as exc:
+        LOG.error("cannot serve on %s: %s (is another program using it?)", args.endpoint, exc)
+        return 1
+    except KeyboardInterrupt:
+        LOG.info("stopped")
+    finally:
+        pid_file.release()
+    LOG.info("stopped serving %s", args.endpoint)
+    return 0
