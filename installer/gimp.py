@@ -69,17 +69,48 @@ def is_flatpak(plugins: Path) -> bool:
     return FLATPAK_MARK in str(plugins)
 
 
+def interpreter_files(gimp: Path) -> list[Path]:
+    """GIMP's interpreter configuration files (*.interp) next to a GIMP executable."""
+    prefix = gimp.resolve().parent.parent
+    folders = [prefix / "lib" / "gimp" / "3.0" / "interpreters"]
+    folders += sorted((prefix / "lib").glob("*/gimp/3.0/interpreters"))
+    return [f for folder in folders if folder.is_dir() for f in sorted(folder.glob("*.interp"))]
+
+
+def python_of_interpreter_file(path: Path) -> str | None:
+    """The Python an interp file registers (`python=PATH`, `python3=PATH`, or a binfmt line
+    for .py files), if any."""
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith(("python=", "python3=")):
+            return line.split("=", 1)[1]
+        fields = line.split(":")
+        if line.startswith(":") and len(fields) > 6 and fields[4] == "py":
+            return fields[6]
+    return None
+
+
 def gimp_python_for(plugins: Path) -> list[str] | None:
-    """The command of the Python that runs GIMP's plug-ins for this folder, if it can be run."""
+    """The command of the Python that really runs GIMP's plug-ins for this folder: Flatpak's
+    own, the one GIMP's interpreter configuration names, a bundled one, or the python3 beside
+    the GIMP executable (a distribution GIMP runs `#!/usr/bin/env python3` with the system's
+    Python, not with a python3 that PATH in this shell may name first)."""
     if is_flatpak(plugins):
-        return (
-            ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
-            if shutil.which("flatpak")
-            else None
-        )
+        if not shutil.which("flatpak"):
+            return None
+        return ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
+    gimp = gimp_binaries().get("2" if "/2.10/" in str(plugins) else "3")
+    if gimp:
+        for interp in interpreter_files(Path(gimp)):
+            python = python_of_interpreter_file(interp)
+            if python and Path(python).exists():
+                return [python]
+        beside = Path(gimp).resolve().parent / "python3"
+        if beside.exists():
+            return [str(beside)]
     for bundled in BUNDLED_PYTHONS:
         if bundled.exists():
             return [str(bundled)]
     if os.name == "posix" and not is_macos() and shutil.which("python3"):
-        return [str(shutil.which("python3"))]  # distribution GIMP runs plug-ins with python3
+        return [str(shutil.which("python3"))]  # no GIMP found here: the likeliest guess
     return None

@@ -6,24 +6,48 @@ import json
 import shutil
 from pathlib import Path
 
+from installer.endpoint import DEFAULT_ENDPOINT, is_local
 from installer.flatpak import allow_flatpak_host_launch
 from installer.gimp import gimp_python_for, is_flatpak, plugin_folders, plugin_name
 from installer.layout import CONFIG_NAME, Layout, say, state_dir
 from installer.pyzmq_vendor import ensure_pyzmq
 
+IDLE_MINUTES = 30  # a daemon the plug-in started exits after so long without requests
+
 
 def plugin_config(layout: Layout, endpoint: str, flatpak: bool = False) -> dict:
-    """The plug-in's config: where the daemon listens and how to start it.
+    """The plug-in's config: where the daemon listens, how to start it, which installation
+    must answer, and where it logs.
 
     Flatpak's GIMP runs in a sandbox: it starts the daemon on the host through
     flatpak-spawn (allowed by the override that install_plugins sets).
     """
-    launcher = [str(layout.launcher), "serve", "--endpoint", endpoint]
+    log_file = str(state_dir() / "daemon.log")
+    launcher = [str(layout.launcher), "serve", "--endpoint", endpoint, "--log-file", log_file]
+    launcher += ["--idle-timeout", str(IDLE_MINUTES)]
     return {
         "endpoint": endpoint,
         "launcher": ["flatpak-spawn", "--host", *launcher] if flatpak else launcher,
-        "log_file": str(state_dir() / "daemon.log"),
+        "backend_prefix": str(layout.venv),
+        "log_file": log_file,
     }
+
+
+def merged_config(path: Path, fresh: dict) -> dict:
+    """The new config over the user's: their own settings (timeouts, CURVE keys) survive a
+    re-install; a daemon they use on another machine keeps its endpoint and no launcher."""
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return fresh
+    if not isinstance(existing, dict):
+        return fresh
+    if not is_local(str(existing.get("endpoint", DEFAULT_ENDPOINT))):
+        kept = {
+            k: v for k, v in fresh.items() if k not in ("endpoint", "launcher", "backend_prefix")
+        }
+        return {**existing, **kept}
+    return {**existing, **fresh}
 
 
 def entry_script(layout: Layout, major: str) -> Path:
@@ -41,7 +65,7 @@ def install_plugin(layout: Layout, major: str, plugins: Path, endpoint: str, ven
         shutil.copy2(source, target / source.name)
     (target / entry.name).chmod(0o755)  # GIMP skips plug-ins that are not executable
     flatpak = is_flatpak(plugins)
-    config = plugin_config(layout, endpoint, flatpak)
+    config = merged_config(target / CONFIG_NAME, plugin_config(layout, endpoint, flatpak))
     (target / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     note = (
         ensure_pyzmq(layout, target, gimp_python_for(plugins))

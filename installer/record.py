@@ -16,11 +16,11 @@ def record_path() -> Path:
 def read_record() -> dict:
     if record_path().exists():
         return json.loads(record_path().read_text())
-    return {"plugins": [], "created": []}
+    return {"plugins": [], "created": [], "endpoints": []}
 
 
-def write_record(layout: Layout, plugins: list[str], created: list[str]) -> None:
-    """Add what this run wrote to what earlier runs wrote."""
+def write_record(layout: Layout, plugins: list[str], created: list[str], endpoint: str) -> None:
+    """Add what this run wrote (and the endpoint its daemon serves) to what earlier runs did."""
     state_dir().mkdir(parents=True, exist_ok=True)
     previous = read_record()
     record = {
@@ -28,5 +28,6 @@ def write_record(layout: Layout, plugins: list[str], created: list[str]) -> None
         "installed_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "plugins": sorted(set(previous["plugins"]) | set(plugins)),
         "created": sorted(set(previous["created"]) | set(created)),
+        "endpoints": sorted(set(previous.get("endpoints", [])) | {endpoint}),
     }
     record_path().write_text(json.dumps(record, indent=2) + "\n")

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from installer.endpoint import who_answers
 from installer.layout import Layout, say, state_dir
 from installer.plugins import plugin_config
 
@@ -28,18 +29,24 @@ def smoke_test(layout: Layout, endpoint: str) -> Path:
     config = plugin_config(layout, endpoint)
     config_file.write_text(json.dumps(config))
     daemon = None
-    if not _daemon_answers(layout, config_file):
-        log = open(config["log_file"], "ab")
-        daemon = subprocess.Popen(config["launcher"], stdout=log, stderr=subprocess.STDOUT)
+    if who_answers(layout, endpoint) != "ours":
+        startup = open(config["log_file"] + ".startup", "wb")
+        daemon = subprocess.Popen(config["launcher"], stdout=startup, stderr=subprocess.STDOUT)
     try:
         command = [layout.python, "-m", "installer.smoke", layout.plugin_src / "colorize"]
         out = subprocess.run(
             [str(c) for c in command + [config_file, layout.sample, result]],
             capture_output=True,
             text=True,
-            check=True,
             cwd=layout.repo,
+            timeout=300,
         )
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(
+                f"the sample could not be colorized through the daemon at {endpoint}: {last} "
+                f"(daemon log: {config['log_file']})"
+            )
         info = json.loads(out.stdout.strip().splitlines()[-1])
         say(
             f"sample colorized by {info['model']} on {info['provider']} in {info['seconds']} s "
@@ -53,20 +60,11 @@ def smoke_test(layout: Layout, endpoint: str) -> Path:
     return result
 
 
-def _daemon_answers(layout: Layout, config_file: Path) -> bool:
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from colorize_client import Client, "
-        "load_config; Client(load_config(sys.argv[2])).hello()"
-    )
-    probe = [layout.python, "-c", code, layout.plugin_src / "colorize", config_file]
-    return subprocess.run([str(c) for c in probe], capture_output=True).returncode == 0
-
-
 def main(argv: list[str]) -> None:
     """Colorize SAMPLE into OUT through the daemon CONFIG names; print a JSON summary."""
     plugin_dir, config_path, sample, out = argv
     sys.path.insert(0, plugin_dir)
-    from colorize_client import Client, load_config
+    from colorize_client import BackendError, Client, load_config
     from PIL import Image
 
     image = Image.open(sample)
@@ -79,11 +77,14 @@ def main(argv: list[str]) -> None:
         try:
             hello = client.hello()
             break
-        except Exception:
-            if time.time() > deadline:
-                raise
+        except BackendError as exc:
+            if exc.code != "timeout" or time.time() > deadline:
+                raise SystemExit(exc.message) from None
     started = time.perf_counter()
-    reply, pixels = client.colorize(image.width, image.height, fmt, image.tobytes())
+    try:
+        reply, pixels = client.colorize(image.width, image.height, fmt, image.tobytes())
+    except BackendError as exc:
+        raise SystemExit(exc.message) from None
     mode = "RGBA" if reply["format"] == "rgba" else "RGB"
     Image.frombytes(mode, image.size, pixels).save(out)
     summary = {

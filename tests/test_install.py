@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from colorize_backend.client import DaemonClient
+from colorize_backend.errors import ColorizeError
 from installer.layout import Layout
 from installer.pyzmq_vendor import ensure_pyzmq
 from tests.helpers import REPO, loopback_endpoint
+
+
+def raw_hello(endpoint: str) -> dict | None:
+    try:
+        return DaemonClient(endpoint).hello(0.5)
+    except ColorizeError:
+        return None
+
 
 VENV = Path(sys.prefix)  # the virtualenv running the tests; install.py reuses it
 
@@ -74,7 +86,9 @@ def test_plugin_installed_in_every_gimp_folder(installed, folder, entry):
         assert launcher[:2] == ["flatpak-spawn", "--host"]
         launcher = launcher[2:]
     assert Path(launcher[0]) == VENV / "bin" / "colorize-backend"
-    assert launcher[1:] == ["serve", "--endpoint", endpoint]
+    assert launcher[1:4] == ["serve", "--endpoint", endpoint]
+    assert launcher[4:] == ["--log-file", config["log_file"], "--idle-timeout", "30"]
+    assert config["backend_prefix"] == str(VENV)
 
 
 def test_install_ends_with_a_colorized_sample(installed):
@@ -106,9 +120,37 @@ def test_check_reports_a_broken_plugin(installed):
         entry.chmod(0o755)
 
 
-def test_uninstall_removes_what_it_wrote_only(installed):
-    home, _, output, _ = installed
+def test_reinstall_keeps_the_users_own_settings(installed):
+    home, endpoint, output, _ = installed
+    config_file = home / ".config/GIMP/3.0/plug-ins/colorize/colorize-config.json"
+    config = json.loads(config_file.read_text())
+    config.update(request_timeout_s=1234, server_public_key="K" * 40)
+    config_file.write_text(json.dumps(config))
+    again = install(home, "--output", str(output), "--no-smoke", "--no-vendor")
+    assert again.returncode == 0, again.stdout + again.stderr
+    kept = json.loads(config_file.read_text())
+    assert kept["request_timeout_s"] == 1234 and kept["server_public_key"] == "K" * 40
+    assert kept["endpoint"] == endpoint  # the earlier install's endpoint, not the default
+
+
+def test_check_probes_the_configured_endpoint(installed):
+    home, endpoint, _, _ = installed
+    check = install(home, "--check")
+    assert f"no daemon answering at {endpoint}" in check.stdout
+
+
+def test_uninstall_stops_the_daemon_and_removes_what_it_wrote_only(installed):
+    home, endpoint, output, _ = installed
+    config = json.loads(
+        (home / ".config/GIMP/3.0/plug-ins/colorize/colorize-config.json").read_text()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    daemon = subprocess.Popen(config["launcher"], env=dict(env, HOME=str(home)))
+    deadline = time.time() + 60
+    while raw_hello(endpoint) is None:
+        assert daemon.poll() is None and time.time() < deadline
     done = install(home, "--uninstall")
+    assert daemon.wait(30) == 0  # stopped by the uninstaller
     assert done.returncode == 0, done.stderr
     for folder in PLUGINS:
         assert not (home / folder).exists()
@@ -134,3 +176,53 @@ def test_pyzmq_is_vendored_for_a_gimp_python_without_it(tmp_path):
         [python, "-c", probe, str(target / "vendor")], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
+
+
+def test_a_port_held_by_another_program_is_named_and_avoided(tmp_path):
+    """The previous install's port is now taken by something else: the installer says what
+    holds it and records a free port instead."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    home = tmp_path / "home"
+    plugin = home / ".config/GIMP/3.0/plug-ins/colorize"
+    plugin.mkdir(parents=True)
+    (plugin / "colorize-config.json").write_text(
+        json.dumps({"endpoint": f"tcp://127.0.0.1:{port}"})
+    )
+    try:
+        done = install(home, "--no-smoke", "--no-vendor", "--no-dev")
+    finally:
+        holder.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"port {port} is in use by" in done.stdout and f"(pid {os.getpid()})" in done.stdout
+    endpoint = json.loads((plugin / "colorize-config.json").read_text())["endpoint"]
+    assert endpoint.startswith("tcp://127.0.0.1:") and not endpoint.endswith(f":{port}")
+
+
+def test_a_failure_is_one_clear_line_not_a_traceback(tmp_path):
+    done = install(tmp_path, "--no-vendor", "--no-dev", "--endpoint", "tcp://127.0.0.1:notaport",
+                   "--output", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 1
+    assert "[install] PROBLEM: " in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_python_gimp_really_runs_is_the_one_beside_it(tmp_path, monkeypatch):
+    """A distribution GIMP runs plug-ins with the python3 beside it, whatever python3 comes
+    first on this shell's PATH; an interpreter file names it explicitly when there is one."""
+    from installer.gimp import gimp_python_for
+
+    prefix = tmp_path / "usr"
+    (prefix / "bin").mkdir(parents=True)
+    gimp = prefix / "bin" / "gimp-3.0"
+    gimp.write_text("#!/bin/sh\n")
+    gimp.chmod(0o755)
+    (prefix / "bin" / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(prefix / "bin"))
+    plugins = tmp_path / "profile" / "3.0" / "plug-ins"
+    assert gimp_python_for(plugins) == [str(prefix / "bin" / "python3")]
+    interpreters = prefix / "lib" / "gimp" / "3.0" / "interpreters"
+    interpreters.mkdir(parents=True)
+    (interpreters / "pygimp.interp").write_text(f"python={sys.executable}\n")
+    assert gimp_python_for(plugins) == [sys.executable]
