@@ -328,15 +328,19 @@ class Daemon:
                 job = self.scheduler.next_job()
                 if job is None:
                     continue
-                try:
-                    header, frames = self._run(job, sender)
-                    self._push(sender, job, header, *frames)
-                finally:
-                    self.scheduler.finish(job)
-                    job.payload.clear()
-                    memory.trim()
+                self._serve(job, sender)
+                memory.trim()
         finally:
             sender.close()
+
+    def _serve(self, job: Job, sender: zmq.Socket) -> None:
+        """Run one job and send its reply; everything it allocated is freed on return."""
+        try:
+            header, frames = self._run(job, sender)
+            self._push(sender, job, header, *frames)
+        finally:
+            self.scheduler.finish(job)
+            job.payload.clear()
 
     @staticmethod
     def _push(sender: zmq.Socket, job: Job, header: dict, *frames: Any) -> None:

@@ -1,0 +1,140 @@
+"""Figures for docs/reliability.md, measured on a real daemon process with the plug-in's client.
+
+python benchmarks/reliability.py [--output FILE] [--megapixels 1 12 48]
+
+- time from `kill -9` of the daemon mid-request to the client's error (5 runs);
+- the daemon's peak memory above its baseline for the thin strips of the issue
+  (20000 x 50 and 100000 x 10 grey) and for grey photos of 1, 12 and 48 MP, read from
+  outside the daemon: /proc/PID/clear_refs resets the peak, VmHWM reads it;
+- what the daemon still holds after the largest request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "plugin" / "colorize"))
+from colorize_client import DEFAULTS, BackendError, Client  # noqa: E402
+
+
+def status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def start_daemon(endpoint: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "colorize_backend.cli", "serve", "--endpoint", endpoint]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    client = Client(dict(DEFAULTS, endpoint=endpoint))
+    for _ in range(120):
+        try:
+            client.hello(timeout_s=0.5)
+            return process
+        except BackendError:
+            time.sleep(0.25)
+    raise RuntimeError("daemon did not start")
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def grey(width: int, height: int) -> bytes:
+    y, x = np.mgrid[0:height, 0:width]
+    return (128 + 100 * np.sin(x / 50.0) * np.cos(y / 40.0)).astype(np.uint8).tobytes()
+
+
+def time_to_error_after_kill(runs: int) -> list[float]:
+    pixels = grey(6000, 5000)
+    times = []
+    for _ in range(runs):
+        endpoint = free_endpoint()
+        daemon = start_daemon(endpoint)
+        killed: list[float] = []
+
+        def kill(stage: str, done: float, daemon=daemon, killed=killed) -> None:
+            if not killed:
+                os.kill(daemon.pid, signal.SIGKILL)
+                killed.append(time.monotonic())
+
+        try:
+            Client(dict(DEFAULTS, endpoint=endpoint)).colorize(
+                6000, 5000, "gray", pixels, progress=kill
+            )
+        except BackendError as exc:
+            assert exc.code == "dead", exc.message
+            times.append(round(time.monotonic() - killed[0], 2))
+        daemon.wait()
+    return times
+
+
+def peak_above_baseline(pid: int, client: Client, width: int, height: int) -> dict:
+    pixels = grey(width, height)
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak := current
+    baseline = status_kb(pid, "VmRSS")
+    started = time.perf_counter()
+    client.colorize(width, height, "gray", pixels)
+    seconds = time.perf_counter() - started
+    peak = status_kb(pid, "VmHWM") - baseline
+    time.sleep(0.3)
+    return {
+        "size": f"{width}x{height}",
+        "seconds": round(seconds, 2),
+        "peak_above_baseline_mb": round(peak / 1024, 1),
+        "bytes_per_pixel": round(peak * 1024 / (width * height), 2),
+        "held_after_mb": round((status_kb(pid, "VmRSS") - baseline) / 1024, 1),
+    }
+
+
+def memory_figures(megapixels: list[float]) -> list[dict]:
+    endpoint = free_endpoint()
+    daemon = start_daemon(endpoint)
+    client = Client(dict(DEFAULTS, endpoint=endpoint))
+    try:
+        client.colorize(640, 480, "gray", grey(640, 480))  # warm-up: model loaded
+        sizes = [(20000, 50), (100000, 10)]
+        sizes += [
+            (int((m * 1e6 * 4 / 3) ** 0.5), int((m * 1e6 * 3 / 4) ** 0.5)) for m in megapixels
+        ]
+        return [peak_above_baseline(daemon.pid, client, w, h) for w, h in sizes]
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0, 48.0])
+    parser.add_argument("--kill-runs", type=int, default=5)
+    args = parser.parse_args()
+    kills = time_to_error_after_kill(args.kill_runs)
+    report = {
+        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
+        "kill_9_to_client_error_s": {"runs": kills, "median": statistics.median(kills)},
+        "memory": memory_figures(args.megapixels),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
