@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import zmq
 
-from colorize_backend import __version__, memory
+from colorize_backend import __version__, kernels, memory
 from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.guard import Guard
 from colorize_backend.lifecycle import IdleTimer
@@ -34,11 +33,9 @@ from colorize_backend.protocol import (
     DEFAULT_ENDPOINT,
     PROTOCOL_VERSION,
     Identity,
-    ImageSpec,
     Limits,
     Operation,
     cancel_reply,
-    colorize_reply,
     decode_header,
     encode_header,
     error_reply,
@@ -50,8 +47,9 @@ from colorize_backend.protocol import (
     progress_reply,
     request_id_of,
 )
-from colorize_backend.reference import Reference
-from colorize_backend.scheduler import Cancelled, Job, Scheduler
+from colorize_backend.scheduler import Job, Scheduler
+from colorize_backend.shm import prepare_dir, reap, shm_dir
+from colorize_backend.worker import JobRunner
 
 LOG = logging.getLogger("colorize.daemon")
 WORKING_BYTES_PER_PIXEL = 24  # what a running job may add beyond its payload (for the guard)
@@ -85,12 +83,6 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
-def as_array(frame: bytes | memoryview, spec: ImageSpec) -> np.ndarray:
-    """A validated pixel frame as a read-only [H, W, C] view in its sample type (no copy)."""
-    dtype = np.dtype(spec.sample.numpy)
-    return np.frombuffer(frame, dtype=dtype).reshape(spec.height, spec.width, spec.channels)
-
-
 def split_envelope(frames: list) -> tuple[list, list]:
     """ROUTER frames → (routing envelope incl. empty delimiter if any, message body)."""
     if len(frames) > 1 and len(frames[1]) == 0:
@@ -112,6 +104,8 @@ class Daemon:
         self.config = config
         self.context: zmq.Context = zmq.Context.instance()
         self.scheduler = Scheduler(config.limits)
+        shared = prepare_dir(shm_dir()) if is_loopback(config.endpoint) else None
+        self.runner = JobRunner(colorizer, shared)
         self.identity = Identity(__version__, sys.prefix, uuid.uuid4().hex, os.getpid())
         self.replies_endpoint = f"inproc://colorize-replies-{self.identity.instance}"
         self._stop = threading.Event()
@@ -163,6 +157,7 @@ class Daemon:
 
     def serve_forever(self) -> None:
         memory.configure_allocator()
+        kernels.warm_up()  # compiled (or loaded from numba's cache) before the first request
         front, authenticator = self._bind_front()
         guard = Guard(front, self.config.max_connections, self.config.memory_budget)
         replies = self.context.socket(zmq.PULL)
@@ -200,6 +195,7 @@ class Daemon:
         poller.register(replies, zmq.POLLIN)
         guard.watch(poller)
         idle = IdleTimer(self.config.idle_timeout_s)
+        next_reap = time.monotonic()
         self._ready.set()
         while not self._stop.is_set():
             for sock, _ in poller.poll(100):
@@ -215,6 +211,9 @@ class Daemon:
                     LOG.exception("error while handling a message; still serving")
             self._send_heartbeats(front)
             guard.tick(self._job_bytes())
+            if self.runner.shm_folder and time.monotonic() > next_reap:
+                reap(self.runner.shm_folder)
+                next_reap = time.monotonic() + 60
             if idle.expired(self.scheduler.active()):
                 LOG.info("idle for %.0f s: exiting", self.config.idle_timeout_s)
                 break
@@ -304,6 +303,7 @@ class Daemon:
             sorted(manifest.entries),
             manifest.default,
             self.colorizer.engine.providers,
+            str(self.runner.shm_folder) if self.runner.shm_folder else None,
         )
 
     def models(self) -> dict[str, Any]:
@@ -335,8 +335,16 @@ class Daemon:
 
     def _serve(self, job: Job, sender: zmq.Socket) -> None:
         """Run one job and send its reply; everything it allocated is freed on return."""
+        request = job.request
+
+        def report(stage: str, done: float) -> None:
+            job.report(stage, done)  # raises Cancelled when the job is cancelled
+            if request.progress:
+                job.last_signal = time.monotonic()
+                self._push(sender, job, progress_reply(request.request_id, stage, done))
+
         try:
-            header, frames = self._run(job, sender)
+            header, frames = self.runner.run(job, report)
             self._push(sender, job, header, *frames)
         finally:
             self.scheduler.finish(job)
@@ -347,63 +355,4 @@ class Daemon:
         envelope = job.envelope
         sender.send_multipart(
             [str(len(envelope)).encode(), *envelope, encode_header(header), *frames], copy=False
-        )
-
-    def _run(self, job: Job, sender: zmq.Socket) -> tuple[dict[str, Any], list]:
-        request = job.request
-        spec = request.image
-        waited = time.monotonic() - job.received
-
-        def report(stage: str, done: float) -> None:
-            job.report(stage, done)  # raises Cancelled when the job is cancelled
-            if request.progress:
-                job.last_signal = time.monotonic()
-                self._push(sender, job, progress_reply(request.request_id, stage, done))
-
-        try:
-            result = self.colorizer.colorize(
-                as_array(job.payload[0], spec),
-                request.model,
-                request.strength,
-                self._reference(job),
-                progress=report,
-            )
-        except Cancelled:
-            LOG.info("request %s cancelled while running", request.request_id)
-            message = "cancelled"
-            return error_reply(ErrorCode.CANCELLED, message, request.request_id, "colorize"), []
-        except ColorizeError as exc:
-            LOG.warning("request %s failed: %s", request.request_id, exc)
-            return error_reply(exc.code, exc.message, request.request_id, "colorize"), []
-        except Exception as exc:  # the daemon must outlive any failure of one request
-            LOG.exception("request %s crashed", request.request_id)
-            message = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return error_reply(ErrorCode.INTERNAL, message, request.request_id, "colorize"), []
-        timings = {"queue": round(waited, 4), **result.timings.stages}
-        LOG.info(
-            "request %s: %dx%d %s/%s model=%s provider=%s %s",
-            request.request_id,
-            spec.width,
-            spec.height,
-            spec.format.value,
-            spec.sample.value,
-            result.model,
-            result.provider,
-            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in timings.items()),
-        )
-        header = colorize_reply(
-            request.request_id, spec.result, result.model, result.provider, timings
-        )
-        return header, [result.pixels]  # sent zero-copy from the array
-
-    @staticmethod
-    def _reference(job: Job) -> Reference | None:
-        request, spec = job.request, job.request.image
-        if request.reference is None:
-            return None
-        ref = request.reference
-        return Reference(
-            as_array(job.payload[1], ref),
-            request.reference_mode,
-            (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1]),
         )

@@ -19,7 +19,7 @@ from colorize_backend.contract import ModelKind
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.manifest import Manifest, ModelEntry
-from colorize_backend.planes import compose, full_lightness, network_input, resize_planes
+from colorize_backend.planes import compose, network_input, network_lightness, resize_planes
 from colorize_backend.reference import Hints, Reference, ReferenceMode
 
 SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -81,6 +81,7 @@ class Colorizer:
         strength: float = 1.0,
         reference: Reference | None = None,
         progress: Callable[[str, float], None] = lambda stage, done: None,
+        out: np.ndarray | None = None,
     ) -> Result:
         """Colorize an [H, W, C] image (C = 1..4; u8, u16 or float32 in [0, 1]) into RGB(A)
         of the same size and sample type.
@@ -88,7 +89,8 @@ class Colorizer:
         With a reference, the colour is steered by the exemplar's colours or the painted hints:
         through a model trained for it when one is installed, else by model-free steering of
         the automatic prediction. `progress(stage, done)` is called before each step; it may
-        raise to abandon the work (a cancelled job).
+        raise to abandon the work (a cancelled job). The result goes into `out` when given
+        (e.g. a shared-memory buffer the client reads).
         """
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype not in SAMPLES:
             raise ValueError("pixels must be [H, W, C], C = 1..4, uint8, uint16 or float32")
@@ -97,16 +99,15 @@ class Colorizer:
         entry = self.choose_model(model, mode)
         progress("preprocess", 0.05)
         started = time.perf_counter()
-        lightness = full_lightness(pixels)
-        small = network_input(lightness, entry.input_size, entry.multiple)
-        hints = self._hints(reference, lightness.shape) if mode is ReferenceMode.HINTS else None
+        small = network_lightness(pixels, entry.input_size, entry.multiple)
+        hints = self._hints(reference, pixels.shape[:2]) if mode is ReferenceMode.HINTS else None
         started = timings.add("preprocess", started)
         progress("network", 0.3)
         ab = self.predict_or_steer(entry, small, Steering(reference, mode, hints, strength))
         started = timings.add("network", started)
         progress("compose", 0.6)
         exact = hints if hints is not None and strength >= 1.0 else None
-        out = compose(lightness, ab, pixels, 1.0 if mode else strength, exact)
+        out = compose(pixels, ab, 1.0 if mode else strength, exact, out)
         timings.add("postprocess", started)
         return Result(out, entry.name, self.engine.provider_of(entry), timings)
 

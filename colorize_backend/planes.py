@@ -2,8 +2,10 @@
 
 The network sees only a small lightness image; the result is full resolution
 because the predicted chroma is upsampled and joined with the source's own
-full-resolution lightness. Work is done in horizontal bands so that memory
-beyond the input and output buffers stays constant for large photos.
+full-resolution lightness. No full-resolution intermediate is ever built: 8-bit images
+go through the compiled kernels (colorize_backend.kernels), 16-bit and float ones
+through numpy in horizontal bands, so memory beyond the input and output buffers stays
+small for large photos.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from colorize_backend import kernels
 from colorize_backend.color import lab_to_pixels, lightness_of
 from colorize_backend.contract import network_size
 
@@ -64,28 +67,58 @@ def resize_planes(planes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def network_input(lightness: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
-    """Full-resolution L → [1, 1, h, w] float32 at the model's working size."""
+    """A lightness plane → [1, 1, h, w] float32 at the model's working size."""
     height, width = lightness.shape
     w, h = network_size(width, height, short_side, multiple)
     return resize_plane(lightness, w, h)[None, None]
 
 
+def network_lightness(pixels: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
+    """The image's lightness at the model's working size, [1, 1, h, w] float32.
+
+    8-bit images are first reduced by whole boxes to about twice the working size, on the
+    fly (as Pillow's reducing_gap does), then resized with Pillow's antialiasing filter.
+    """
+    height, width = pixels.shape[:2]
+    w, h = network_size(width, height, short_side, multiple)
+    if pixels.dtype != np.uint8:
+        return resize_plane(full_lightness(pixels), w, h)[None, None]
+    box = max(1, min(height // (2 * h), width // (2 * w)))
+    reduced = kernels.box_lightness(colour_channels(pixels), box, box)
+    return resize_plane(reduced, w, h)[None, None]
+
+
 def compose(
-    lightness: np.ndarray,
-    ab_small: np.ndarray,
     pixels: np.ndarray,
+    ab_small: np.ndarray,
     strength: float = 1.0,
     exact: Hints | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Upsample ab [2, h, w] to full size, join with L, gamut-clip, keep alpha; the result
-    has the sample type of `pixels`.
+    """Upsample ab [2, h, w] to full size, join with the pixels' own lightness, gamut-clip,
+    keep alpha; the result (written into `out` when given) has the pixels' sample type.
 
     `exact` (hints at full size) forces those pixels' chroma (painted hints).
-    Bands are independent, so they run on all cores (numpy and Pillow release the GIL).
     """
-    height, width = lightness.shape
+    height, width = pixels.shape[:2]
+    if out is None:
+        channels = 4 if alpha_channel(pixels) is not None else 3
+        out = np.empty((height, width, channels), dtype=pixels.dtype)
+    if pixels.dtype == np.uint8:
+        hint_ab, hint_mask = (exact.ab, exact.mask) if exact is not None else (None, None)
+        kernels.compose_u8(pixels, ab_small, strength, hint_ab, hint_mask, out)
+    else:
+        compose_banded(pixels, ab_small, strength, exact, out)
+    return out
+
+
+def compose_banded(
+    pixels: np.ndarray, ab_small: np.ndarray, strength: float, exact: Hints | None, out: np.ndarray
+) -> None:
+    """compose() in numpy, band by band on all cores (numpy and Pillow release the GIL)."""
+    height, width = pixels.shape[:2]
     alpha = alpha_channel(pixels)
-    out = np.empty((height, width, 4 if alpha is not None else 3), dtype=pixels.dtype)
+    colour = colour_channels(pixels)
     planes = [
         Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F") for c in ab_small
     ]
@@ -103,10 +136,10 @@ def compose(
         if exact is not None:
             band_mask = exact.mask[top:bottom]
             ab[band_mask] = exact.ab[top:bottom][band_mask]
-        out[top:bottom, :, :3] = lab_to_pixels(lightness[top:bottom], ab, out.dtype)
+        lightness = lightness_of(colour[top:bottom])
+        out[top:bottom, :, :3] = lab_to_pixels(lightness, ab, out.dtype)
         if alpha is not None:
             out[top:bottom, :, 3:] = alpha[top:bottom]
 
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(band, range(0, height, BAND_ROWS)))
-    return out

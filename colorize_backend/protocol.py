@@ -32,6 +32,7 @@ HEARTBEAT_S = 1.0
 MAX_ID_CHARS = 64
 MAX_MODEL_CHARS = 255
 MAX_OFFSET = 1 << 30
+MAX_SHARED_BYTES = 1 << 40
 WIRE_REFERENCE_MODES = ("auto", "detect", "exemplar", "hints")  # "auto" = detect (v1 clients)
 ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_CHARS}}}")
 
@@ -150,6 +151,22 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class SharedPixels:
+    """Where a local client put its pixels, and wants the result, in a shared file."""
+
+    name: str
+    image: int  # byte offsets in the file
+    result: int
+    reference: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"name": self.name, "image": self.image, "result": self.result}
+        if self.reference is not None:
+            wire["reference"] = self.reference
+        return wire
+
+
+@dataclass(frozen=True)
 class ColorizeRequest:
     request_id: str
     image: ImageSpec
@@ -158,6 +175,7 @@ class ColorizeRequest:
     reference_mode: ReferenceMode
     strength: float
     progress: bool  # the client wants progress messages (and heartbeats)
+    shared: SharedPixels | None = None  # pixels in a shared file instead of frames
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
@@ -274,6 +292,22 @@ def _options(header: dict[str, Any]) -> tuple[str | None, ReferenceMode, float, 
     return model, ReferenceMode.parse(mode), float(strength), progress
 
 
+def _offset(raw: dict[str, Any], name: str) -> int:
+    value = raw.get(name)
+    if type(value) is not int or not 0 <= value <= MAX_SHARED_BYTES or value % 8:
+        raise bad_header(f"shm.{name} must be a byte offset, a multiple of 8")
+    return value
+
+
+def _shared(raw: Any, reference: bool) -> SharedPixels:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise bad_header("shm must be an object with name, image and result offsets")
+    offsets = {
+        k: _offset(raw, k) for k in ("image", "result") + (("reference",) if reference else ())
+    }
+    return SharedPixels(raw["name"][:80], **offsets)
+
+
 def parse_colorize(
     header: dict[str, Any], payload: Sequence[bytes | memoryview], max_pixels: int
 ) -> ColorizeRequest:
@@ -286,6 +320,12 @@ def parse_colorize(
     if header.get("reference") is not None:
         reference = _image_spec(header["reference"], "reference", max_pixels)
     model, mode, strength, progress = _options(header)
+    if header.get("shm") is not None:
+        shared = _shared(header["shm"], reference is not None)
+        expect_no_frames(payload, Operation.COLORIZE)
+        return ColorizeRequest(
+            request_id, image, model, reference, mode, strength, progress, shared
+        )
     expected = 2 if reference else 1
     if len(payload) != expected:
         raise ColorizeError(
@@ -387,8 +427,10 @@ def hello_reply(
     models: list[str],
     default_model: str | None,
     providers: list[str],
+    shm_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Who answers (versions, install, instance, pid), its models and its limits."""
+    """Who answers (versions, install, instance, pid), its models and its limits; and, for
+    clients on this machine, the folder for shared pixel buffers."""
     return _reply(
         Operation.HELLO,
         None,
@@ -399,6 +441,7 @@ def hello_reply(
         providers=providers,
         limits={**asdict(limits), "max_frame_bytes": limits.max_frame_bytes},
         max_pixels=limits.max_pixels,
+        shm_dir=shm_dir,
     )
 
 
@@ -422,9 +465,15 @@ def cancel_reply(request_id: str, cancelled: bool) -> dict[str, Any]:
 
 
 def colorize_reply(
-    request_id: str, result: ImageSpec, model: str, provider: str, timings: dict[str, float]
+    request_id: str,
+    result: ImageSpec,
+    model: str,
+    provider: str,
+    timings: dict[str, float],
+    shared: bool = False,
 ) -> dict[str, Any]:
-    """The header sent before the result frame (the result's size, format and samples)."""
+    """The header sent before the result frame (the result's size, format and samples); with
+    `shared`, no frame follows: the result is in the client's shared file."""
     return _reply(
         Operation.COLORIZE,
         request_id,
@@ -435,6 +484,7 @@ def colorize_reply(
         model=model,
         provider=provider,
         timings=timings,
+        shared=shared,
     )
 
 

@@ -165,3 +165,31 @@ def test_a_missing_log_folder_does_not_stop_the_launch(test_manifest, tmp_path):
     )  # fmt: skip
     hello = client.ensure_daemon()
     stop_pid(hello["pid"])
+
+
+def test_a_local_client_passes_pixels_through_shared_memory(daemon, photo):
+    client = client_for(daemon)
+    client.hello()
+    assert client.shm_dir and client.shm_dir.startswith("/dev/shm/")
+    grey = photo[..., :1]
+    reply, result = client.colorize(photo.shape[1], photo.shape[0], "gray", grey.tobytes())
+    assert reply["shared"] is True and isinstance(result, memoryview)
+    via_socket = client_for(daemon)  # the same request through the socket (no hello: no shm)
+    _, expected = via_socket.colorize(photo.shape[1], photo.shape[0], "gray", grey.tobytes())
+    assert bytes(result) == bytes(expected)
+    path = client.shared.path
+    client.release()
+    import os
+
+    assert not os.path.exists(path)  # nothing left behind
+
+
+def test_the_daemon_refuses_shared_files_it_should_not_touch(daemon, tmp_path):
+    from colorize_backend.client import DaemonClient
+
+    header = {"v": 2, "op": "colorize", "id": "s", "image": {"width": 2, "height": 2,
+              "format": "gray"}, "shm": {"image": 0, "result": 8}}  # fmt: skip
+    for name, code in (("../../etc/passwd", "bad_header"), ("colorize-missing.buf", "bad_request")):
+        header["shm"]["name"] = name
+        reply = json.loads(DaemonClient(daemon).call([json.dumps(header).encode()])[0])
+        assert reply["error"]["code"] == code

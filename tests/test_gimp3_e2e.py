@@ -7,6 +7,7 @@ the bundled photograph and checks the new layer's pixels.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from colorize_backend.color import lightness_from_u8, rgb_to_lab
+from colorize_backend.shm import shm_dir
 from installer.layout import Layout
 from installer.plugins import install_plugins
 from tests.helpers import REPO, loopback_endpoint, start_daemon
@@ -47,18 +49,34 @@ def chroot():
 
 
 @pytest.fixture(scope="module")
-def live_daemon():
+def live_daemon(tmp_path_factory):
     """The real daemon with the shipped default model, as users run it."""
-    daemon = start_daemon(loopback_endpoint())
-    yield daemon.endpoint
-    print(daemon.stop())
+    log = tmp_path_factory.mktemp("daemon") / "daemon.log"
+    daemon = start_daemon(loopback_endpoint(), None, "--log-file", str(log))
+    daemon.log = log
+    yield daemon
+    daemon.stop()
+
+
+@contextlib.contextmanager
+def shared_memory_in(chroot: Path):
+    """The daemon's shared-buffer folder, visible at the same path inside the chroot (as a
+    GIMP on the same machine sees it)."""
+    folder = shm_dir()
+    inside = chroot / str(folder).lstrip("/")
+    inside.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(folder), str(inside)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(inside)], check=False)
 
 
 @pytest.fixture(scope="module")
 def installed(chroot, live_daemon):
     profile = chroot / GIMP_HOME.lstrip("/") / ".config/GIMP/3.0"
     shutil.rmtree(profile / "plug-ins" / "colorize", ignore_errors=True)
-    install_plugins(Layout(), [profile], live_daemon, vendor=False)
+    install_plugins(Layout(), [profile], live_daemon.endpoint, vendor=False)
     assert os.access(profile / "plug-ins/colorize/colorize.py", os.X_OK)
     return profile
 
@@ -81,7 +99,19 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
         f"{k}={v}" for k, v in (env or {}).items()
     ]
     started = time.perf_counter()
-    proc = subprocess.run(
+    with shared_memory_in(chroot):
+        proc = run_in_chroot(chroot, environment)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, f"GIMP failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    facts = json.loads((work / "facts.json").read_text())
+    facts["_seconds"] = elapsed
+    facts["_work"] = str(work)
+    print(f"GIMP run {cases}: {elapsed:.1f} s")
+    return facts
+
+
+def run_in_chroot(chroot: Path, environment: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             "chroot",
             str(chroot),
@@ -98,13 +128,6 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
         text=True,
         timeout=300,
     )
-    elapsed = time.perf_counter() - started
-    assert proc.returncode == 0, f"GIMP failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    facts = json.loads((work / "facts.json").read_text())
-    facts["_seconds"] = elapsed
-    facts["_work"] = str(work)
-    print(f"GIMP run {cases}: {elapsed:.1f} s")
-    return facts
 
 
 def pixels(facts: dict, case: str, name: str) -> np.ndarray:
@@ -153,6 +176,13 @@ def test_painted_hint_dots_come_out_in_their_colours(gimp_run):
         want = rgb_to_lab(np.array(colour, np.float32) / 255)[1:]
         cosine = got @ want / (np.linalg.norm(got) * np.linalg.norm(want))
         assert cosine > 0.9 and np.linalg.norm(got) > 10, (colour, got, want)
+
+
+def test_the_pixels_travel_through_shared_memory(gimp_run, live_daemon):
+    """GIMP's Python (3.13 in the chroot) wrote the layer into the daemon's shared file and
+    read the result from it: the request went without pixel frames."""
+    requests = [line for line in live_daemon.log.read_text().splitlines() if " request " in line]
+    assert requests and all(" shared " in line for line in requests), requests
 
 
 def test_daemon_down_gives_clear_error_and_leaves_image_untouched(chroot, installed, tmp_path):

@@ -129,7 +129,10 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     except BackendError as exc:
         Gimp.progress_end()
         return _error(procedure, exc.message)
-    _write_result(image, source, reply["format"], bytes(result))
+    try:
+        _write_result(image, source, reply["format"], result)
+    finally:
+        client.release()
     Gimp.progress_update(1.0)
     Gimp.progress_end()
     Gimp.displays_flush()

@@ -14,10 +14,12 @@ twice. Every failure becomes one BackendError with a message for the user.
 from __future__ import absolute_import, division, print_function
 
 import json
+import mmap
 import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,6 +116,8 @@ class Client(object):
         self.context = zmq.Context.instance()
         self.daemon = None  # the daemon process this client started, if any
         self.limits = {}
+        self.shm_dir = None  # the daemon's folder for shared buffers, when it is on this machine
+        self.shared = None  # the shared file of the last result, until release()
 
     @property
     def endpoint(self):
@@ -185,6 +189,9 @@ class Client(object):
             raise _refusal(reply)
         self._check_identity(reply)
         self.limits = reply.get("limits") or {}
+        folder = reply.get("shm_dir")
+        usable = folder and sys.version_info[0] >= 3 and os.path.isdir(folder)
+        self.shm_dir = folder if usable and os.access(folder, os.W_OK) else None
         return reply
 
     def _check_identity(self, reply):
@@ -292,17 +299,48 @@ class Client(object):
         }
         if model:
             header["model"] = model
-        frames = [json.dumps(header).encode("utf-8"), pixels]
+        payload = [pixels]
         if reference is not None:
             ref_w, ref_h, ref_fmt, ref_pixels, ref_offset, ref_sample = reference
             self.check_limits(ref_w, ref_h, ref_fmt, ref_sample)
             header["reference"] = _spec(ref_w, ref_h, ref_fmt, ref_offset, ref_sample)
-            frames = [json.dumps(header).encode("utf-8"), pixels, ref_pixels]
-        reply, result = self._request_with_retries(frames, request_id, progress)
-        expected = width * height * FORMAT_CHANNELS[reply["format"]] * SAMPLE_SIZES[sample]
-        if len(result) != 1 or len(result[0]) != expected:
+            payload.append(ref_pixels)
+        result_size = width * height * FORMAT_CHANNELS[_result_format(fmt)] * SAMPLE_SIZES[sample]
+        self.release()
+        if self.shm_dir:
+            frames = self._share(header, payload, result_size)
+        else:
+            frames = [json.dumps(header).encode("utf-8")] + payload
+        try:
+            reply, result = self._request_with_retries(frames, request_id, progress)
+            if reply.get("shared") and self.shared is not None:
+                result = [self.shared.view(header["shm"]["result"], result_size)]
+        except BaseException:
+            self.release()
+            raise
+        if len(result) != 1 or len(result[0]) != result_size:
             raise BackendError("The colorize backend sent a malformed result.")
         return reply, result[0]
+
+    def _share(self, header, payload, result_size):
+        """Put the pixels in a shared file in the daemon's folder; only the header is sent."""
+        offsets, end = [], 0
+        for data in payload:
+            offsets.append(end)
+            end = _aligned(end + len(data))
+        self.shared = SharedFile(self.shm_dir, end + result_size)
+        for offset, data in zip(offsets, payload):
+            self.shared.write(offset, data)
+        header["shm"] = {"name": self.shared.name, "image": offsets[0], "result": end}
+        if len(offsets) > 1:
+            header["shm"]["reference"] = offsets[1]
+        return [json.dumps(header).encode("utf-8")]
+
+    def release(self):
+        """Let go of the last result's shared file (after the result was used)."""
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
     def _request_with_retries(self, frames, request_id, progress):
         """Send the request; a `busy` daemon did not take it, so it is sent again after a
@@ -360,6 +398,43 @@ class Client(object):
             ),
             "dead",
         )
+
+
+def _result_format(fmt):
+    return "rgba" if FORMAT_CHANNELS[fmt] in (2, 4) else "rgb"
+
+
+def _aligned(size):
+    return (size + 7) // 8 * 8
+
+
+class SharedFile(object):
+    """A file in the daemon's shared-buffer folder, mapped into this process."""
+
+    def __init__(self, folder, size):
+        descriptor, self.path = tempfile.mkstemp(prefix="colorize-", suffix=".buf", dir=folder)
+        try:
+            os.ftruncate(descriptor, size)
+            self.map = mmap.mmap(descriptor, size)
+        finally:
+            os.close(descriptor)
+        self.name = os.path.basename(self.path)
+
+    def write(self, offset, data):
+        self.map[offset : offset + len(data)] = data
+
+    def view(self, offset, size):
+        return memoryview(self.map)[offset : offset + size]
+
+    def close(self):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        try:
+            self.map.close()
+        except BufferError:  # the caller still holds the result: freed when it lets go
+            pass
 
 
 def _spec(width, height, fmt, offset, sample):

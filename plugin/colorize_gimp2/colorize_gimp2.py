@@ -103,7 +103,10 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
         pdb.gimp_message(exc.message)
         raise RuntimeError(exc.message)  # gimpfu reports it and the image stays untouched
     gimp.progress_update(0.9)
-    write_result(image, drawable, reply["format"], bytes(result))
+    try:
+        write_result(image, drawable, reply["format"], bytes(result))
+    finally:
+        client.release()
     gimp.progress_update(1.0)
     gimp.displays_flush()
 

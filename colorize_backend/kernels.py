@@ -1,0 +1,148 @@
+"""Compiled (numba) full-resolution stages for 8-bit images: one pass per pixel.
+
+numpy needed a dozen passes over a 12 MP image to join lightness and chroma (each
+intermediate a full-size float array), and those passes, not memory bandwidth, were the
+cost. Here each output pixel is computed in one go — lightness from the source pixel,
+chroma interpolated from the network's small a*b*, Lab → linear RGB, gamut clip, sRGB
+gamma, alpha — on all cores, writing straight into the result buffer, with no full-size
+temporaries. The same tables as colorize_backend.color are used, so the result matches
+the numpy path to within one level (tests/test_kernels.py).
+
+The lightness the network sees is computed the same way, reduced by whole boxes on the
+fly (no full-resolution lightness array); a final small resize is left to Pillow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from colorize_backend import color
+
+_TO_RGB = np.ascontiguousarray((color._XYZ_TO_RGB * color._WHITE_D65).astype(np.float32))
+_L_OF_GREY = color._L_OF_GREY.astype(np.float32)
+_Y_OF_CHANNEL = np.ascontiguousarray(color._Y_OF_CHANNEL, dtype=np.float32)
+_L_OF_Y = color._L_OF_Y.astype(np.float32)
+_GAMMA = color._GAMMA_LUT
+_GAMMA_STEPS = color._GAMMA_STEPS
+_Y_STEPS = color._Y_STEPS
+
+
+@njit(inline="always")
+def _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y):
+    if pixels.shape[2] <= 2:
+        return l_of_grey[pixels[y, x, 0]]
+    luminance = (
+        y_of_channel[0, pixels[y, x, 0]]
+        + y_of_channel[1, pixels[y, x, 1]]
+        + y_of_channel[2, pixels[y, x, 2]]
+    )
+    position = min(luminance, 1.0) * _Y_STEPS
+    index = min(int(position), _Y_STEPS - 1)
+    low = l_of_y[index]
+    return low + (position - index) * (l_of_y[index + 1] - low)
+
+
+@njit(inline="always")
+def _f_inverse(f):
+    f = max(f, 0.0)
+    return f * f * f if f > 0.2068966 else (f - 16.0 / 116.0) / 7.787
+
+
+@njit(cache=True, parallel=True)
+def _compose_u8(pixels, ab, strength, hint_ab, hint_mask, out, tables):
+    l_of_grey, y_of_channel, l_of_y, gamma, to_rgb = tables
+    height, width, channels = pixels.shape
+    small_h, small_w = ab.shape[1], ab.shape[2]
+    has_hints = hint_mask.shape[0] == height
+    x0 = np.empty(width, np.int64)
+    x1 = np.empty(width, np.int64)
+    wx = np.empty(width, np.float32)
+    for x in range(width):  # centre-aligned bilinear, clamped at the edges (as Pillow)
+        fx = min(max((x + 0.5) * small_w / width - 0.5, 0.0), small_w - 1.0)
+        x0[x] = int(fx)
+        x1[x] = min(x0[x] + 1, small_w - 1)
+        wx[x] = fx - x0[x]
+    for y in prange(height):
+        fy = min(max((y + 0.5) * small_h / height - 0.5, 0.0), small_h - 1.0)
+        y0 = int(fy)
+        y1 = min(y0 + 1, small_h - 1)
+        wy = fy - y0
+        for x in range(width):
+            top_a = ab[0, y0, x0[x]] + wx[x] * (ab[0, y0, x1[x]] - ab[0, y0, x0[x]])
+            low_a = ab[0, y1, x0[x]] + wx[x] * (ab[0, y1, x1[x]] - ab[0, y1, x0[x]])
+            top_b = ab[1, y0, x0[x]] + wx[x] * (ab[1, y0, x1[x]] - ab[1, y0, x0[x]])
+            low_b = ab[1, y1, x0[x]] + wx[x] * (ab[1, y1, x1[x]] - ab[1, y1, x0[x]])
+            a = (top_a + wy * (low_a - top_a)) * strength
+            b = (top_b + wy * (low_b - top_b)) * strength
+            if has_hints and hint_mask[y, x]:
+                a = hint_ab[y, x, 0]
+                b = hint_ab[y, x, 1]
+            fl = (_lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y) + 16.0) / 116.0
+            xn = _f_inverse(fl + a / 500.0)
+            yn = _f_inverse(fl)
+            zn = _f_inverse(fl - b / 200.0)
+            for c in range(3):
+                linear = to_rgb[c, 0] * xn + to_rgb[c, 1] * yn + to_rgb[c, 2] * zn
+                linear = min(max(linear, 0.0), 1.0)
+                out[y, x, c] = gamma[int(linear * _GAMMA_STEPS + 0.5)]
+            if out.shape[2] == 4:
+                out[y, x, 3] = pixels[y, x, channels - 1]
+
+
+@njit(cache=True, parallel=True)
+def _box_lightness(pixels, box_h, box_w, out, tables):
+    l_of_grey, y_of_channel, l_of_y = tables
+    height, width = pixels.shape[0], pixels.shape[1]
+    out_h, out_w = out.shape
+    for oy in prange(out_h):
+        top, bottom = oy * box_h, min((oy + 1) * box_h, height)
+        for ox in range(out_w):
+            left, right = ox * box_w, min((ox + 1) * box_w, width)
+            total = 0.0
+            for y in range(top, bottom):
+                for x in range(left, right):
+                    total += _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y)
+            out[oy, ox] = total / ((bottom - top) * (right - left))
+
+
+def compose_u8(
+    pixels: np.ndarray,
+    ab: np.ndarray,
+    strength: float,
+    hint_ab: np.ndarray | None,
+    hint_mask: np.ndarray | None,
+    out: np.ndarray,
+) -> None:
+    """Fill out [H, W, 3 or 4] u8 with the colour of u8 pixels [H, W, C] and chroma ab
+    [2, h, w]; hinted pixels (mask [H, W]) take their hint's a*b* exactly."""
+    if hint_mask is None or hint_ab is None:
+        hint_ab, hint_mask = np.zeros((0, 0, 2), np.float32), np.zeros((0, 0), np.bool_)
+    tables = (_L_OF_GREY, _Y_OF_CHANNEL, _L_OF_Y, _GAMMA, _TO_RGB)
+    _compose_u8(
+        pixels, np.ascontiguousarray(ab, dtype=np.float32), np.float32(strength),
+        hint_ab, hint_mask, out, tables,
+    )  # fmt: skip
+
+
+def box_lightness(pixels: np.ndarray, box_h: int, box_w: int) -> np.ndarray:
+    """Mean CIE L of u8 pixels over boxes of box_h x box_w (partial boxes at the edges)."""
+    out_h = math.ceil(pixels.shape[0] / box_h)
+    out_w = math.ceil(pixels.shape[1] / box_w)
+    out = np.empty((out_h, out_w), np.float32)
+    _box_lightness(pixels, box_h, box_w, out, (_L_OF_GREY, _Y_OF_CHANNEL, _L_OF_Y))
+    return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) before the first request needs the kernels."""
+    for channels in (1, 2, 3, 4):
+        pixels = np.zeros((8, 8, channels), np.uint8)
+        out = np.empty((8, 8, 4 if channels in (2, 4) else 3), np.uint8)
+        compose_u8(pixels, np.zeros((2, 2, 2), np.float32), 1.0, None, None, out)
+        box_lightness(pixels, 2, 2)
+    hints = np.zeros((8, 8, 2), np.float32), np.zeros((8, 8), np.bool_)
+    compose_u8(np.zeros((8, 8, 1), np.uint8), np.zeros((2, 2, 2), np.float32), 1.0, *hints,
+               np.empty((8, 8, 3), np.uint8))  # fmt: skip
