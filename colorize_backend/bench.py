@@ -1,86 +1,246 @@
-"""`colorize-backend bench`: network latency, end-to-end pipeline, and daemon overhead."""
+"""`colorize-backend bench`: how fast, through what, and with how much memory — measured
+as users meet it.
+
+- the network alone at its working sizes, for each runtime this machine has (onnxruntime
+  on the CPU, OpenVINO, CUDA when a GPU is present);
+- whole photos: in this process (`direct`) and through a daemon started as a separate
+  process, with the GIMP plug-in's own client, over shared memory and over the socket;
+  the three are interleaved (A B C A B C …) so that a noisy machine hits them alike, and
+  reported as min / median / max with the ratio of medians;
+- the daemon's peak memory per request above its level before it, read from outside
+  (/proc/PID/clear_refs, VmHWM), in bytes per pixel;
+- the CLI on a folder of 1-MP photos, in photos per second.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import platform
-import resource
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from colorize_backend.client import DaemonClient
-from colorize_backend.contract import ModelKind, example_inputs
-from colorize_backend.daemon import Daemon, DaemonConfig
+from colorize_backend import __version__
+from colorize_backend.contract import ModelKind, example_inputs, network_size
+from colorize_backend.engine import Engine, OpenVinoRunner, OrtRunner, available_providers
+from colorize_backend.manifest import ModelEntry
 from colorize_backend.pipeline import Colorizer
 
+PLUGIN_CLIENT = Path(__file__).resolve().parent.parent / "plugin" / "colorize"
 
-def _median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up: session creation, allocator, caches
+
+def spread(times: list[float]) -> dict[str, float]:
+    ms = sorted(t * 1000 for t in times)
+    return {
+        "min_ms": round(ms[0], 1),
+        "median_ms": round(statistics.median(ms), 1),
+        "max_ms": round(ms[-1], 1),
+    }
+
+
+def timed(run, repeat: int) -> list[float]:
+    run()  # warm-up
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        fn()
+        run()
         times.append(time.perf_counter() - started)
-    return round(statistics.median(times) * 1000, 1)
+    return times
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for module in ("onnxruntime", "openvino", "numba", "numpy", "zmq"):
+        try:
+            versions[module] = importlib.import_module(module).__version__
+        except (ImportError, AttributeError):
+            continue
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], **versions}
 
 
 def synthetic_photo(megapixels: float) -> np.ndarray:
-    """A deterministic textured RGB test image of about the given size (4:3)."""
+    """A deterministic textured grey test image of about the given size (4:3)."""
     height = int(round((megapixels * 1e6 * 3 / 4) ** 0.5))
     width = int(round(height * 4 / 3))
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     grey = 128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0) + 40 * np.sin((x + y) / 91.0)
-    return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.clip(grey, 0, 255).astype(np.uint8)[..., None]
+
+
+def network_times(entry: ModelEntry, threads: int, repeat: int) -> dict[str, Any]:
+    """The network alone, per runtime, at square and 4:3 working sizes and at 512²."""
+    runners: dict[str, Any] = {
+        "onnxruntime-cpu": OrtRunner(entry, ["CPUExecutionProvider"], threads)
+    }
+    try:
+        runners["openvino-cpu"] = OpenVinoRunner(entry, threads)
+    except ImportError:
+        pass
+    if "CUDAExecutionProvider" in available_providers():
+        runners["onnxruntime-cuda"] = OrtRunner(entry, ["CUDAExecutionProvider"], threads)
+    w43, h43 = network_size(4000, 3000, entry.input_size, entry.multiple)
+    shapes = [(entry.input_size, entry.input_size), (h43, w43), (512, 512)]
+    report: dict[str, Any] = {}
+    for name, runner in runners.items():
+        for h, w in shapes:
+            inputs = example_inputs(entry.kind, h, w)
+            report[f"{name} {w}x{h}"] = spread(timed(lambda r=runner, i=inputs: r.run(i), repeat))
+    return report
+
+
+class DaemonUnderTest:
+    """A daemon in its own process, with the plug-in's own client talking to it."""
+
+    def __init__(self, manifest: Path, log: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        command = [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest)]
+        command += ["serve", "--endpoint", self.endpoint, "--log-file", str(log)]
+        self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        sys.path.insert(0, str(PLUGIN_CLIENT))
+        module = importlib.import_module("colorize_client")
+        config = dict(module.DEFAULTS, endpoint=self.endpoint)
+        self.shared, self.socket = module.Client(config), module.Client(config)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.shared.hello(timeout_s=1.0)
+                break
+            except module.BackendError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the daemon did not start") from None
+        self.socket.limits = self.shared.limits  # no hello on this one: it keeps the socket
+
+    def colorize(self, client, size: tuple[int, int], data: bytes) -> None:
+        """As the GIMP plug-in does: the layer's bytes in, the result used, then released."""
+        client.colorize(size[0], size[1], "gray", data)
+        client.release()
+
+    def peak_bytes(self, client, size: tuple[int, int], data: bytes) -> int:
+        """The daemon's peak resident memory during one request, above its level before."""
+        status = Path(f"/proc/{self.process.pid}/status")
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        before = _kb(status, "VmRSS")
+        self.colorize(client, size, data)
+        return (_kb(status, "VmHWM") - before) * 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def _kb(status: Path, field: str) -> int:
+    line = next(x for x in status.read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def photo_times(colorizer: Colorizer, daemon: DaemonUnderTest, megapixels: float, repeat: int):
+    pixels = synthetic_photo(megapixels)
+    size, data = (pixels.shape[1], pixels.shape[0]), pixels.tobytes()  # what GIMP hands over
+    runs = {
+        "direct": lambda: colorizer.colorize(pixels),
+        "daemon_shared_memory": lambda: daemon.colorize(daemon.shared, size, data),
+        "daemon_socket": lambda: daemon.colorize(daemon.socket, size, data),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up
+    for _ in range(repeat):  # interleaved: A B C A B C ...
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    direct = statistics.median(times["direct"])
+    report: dict[str, Any] = {"size": f"{pixels.shape[1]}x{pixels.shape[0]}"}
+    for name, values in times.items():
+        report[name] = spread(values)
+        if name != "direct":
+            report[name]["overhead_pct"] = round(100 * (statistics.median(values) / direct - 1), 1)
+    if Path("/proc/self/clear_refs").exists():
+        for name, client in (("shared_memory", daemon.shared), ("socket", daemon.socket)):
+            peak = daemon.peak_bytes(client, size, data)
+            report[f"daemon_peak_bytes_per_pixel_{name}"] = round(peak / pixels[..., 0].size, 2)
+    return report
+
+
+def cli_batch(manifest: Path, photos: int) -> dict[str, Any]:
+    """`colorize-backend colorize FOLDER -o FOLDER` on 1-MP JPEG photos, as a user runs it;
+    the same command on one photo tells the start-up time, the rest is the steady rate."""
+    from PIL import Image
+
+    base = synthetic_photo(1.0)[..., 0]
+    seconds = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for count in (1, photos):
+            source = Path(folder) / f"in{count}"
+            source.mkdir()
+            for i in range(count):
+                image = Image.fromarray(np.roll(base, i * 7, axis=1))
+                image.save(source / f"{i:03d}.jpg", quality=90)
+            command = [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest)]
+            command += ["colorize", str(source), "-o", str(Path(folder) / f"out{count}")]
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds[count] = time.perf_counter() - started
+    steady = (photos - 1) / (seconds[photos] - seconds[1])
+    return {
+        "photos": photos,
+        "seconds": round(seconds[photos], 2),
+        "photos_per_s": round(photos / seconds[photos], 2),
+        "start_up_s": round(seconds[1], 2),
+        "photos_per_s_after_start_up": round(steady, 2),
+    }
 
 
 def run_bench(colorizer: Colorizer, args: argparse.Namespace) -> dict:
-    """Time network-only at 256² and 512², then each size directly and through a live daemon."""
-    engine = colorizer.engine
-    entry = colorizer.manifest.resolve(args.model)
-    report: dict = {
+    entry = colorizer.manifest.resolve(args.model, ModelKind.AUTO)
+    engine: Engine = colorizer.engine
+    report: dict[str, Any] = {
+        "backend": __version__,
+        "machine": machine(),
         "model": entry.name,
-        "provider": engine.provider_of(entry),
-        "threads": engine.threads or os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
+        "runtime": engine.provider_of(entry),
+        "threads": engine.threads,
         "repeat": args.repeat,
-        "network_ms": {},
-        "pipeline": {},
+        "network": network_times(entry, engine.threads, args.repeat),
+        "photos": {},
     }
-    for side in (256, 512):
-        inputs = example_inputs(ModelKind.AUTO, side, side)
-        report["network_ms"][f"{side}x{side}"] = _median_ms(
-            lambda inputs=inputs: engine.run(entry, inputs), args.repeat
-        )
-    endpoint = f"tcp://127.0.0.1:{15000 + os.getpid() % 1000}"
-    daemon = Daemon(colorizer, DaemonConfig(endpoint=endpoint))
-    daemon.start()
-    client = DaemonClient(endpoint)
-    try:
-        client.hello(5.0)
-        for megapixels in args.megapixels:
-            pixels = synthetic_photo(megapixels)
-            repeat = max(2, args.repeat // 3) if megapixels > 4 else args.repeat
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            direct = _median_ms(
-                lambda pixels=pixels: colorizer.colorize(pixels, args.model), repeat
-            )
-            via_daemon = _median_ms(
-                lambda pixels=pixels: client.colorize(pixels, args.model), repeat
-            )
-            report["pipeline"][f"{megapixels:g}MP"] = {
-                "size": f"{pixels.shape[1]}x{pixels.shape[0]}",
-                "direct_ms": direct,
-                "daemon_ms": via_daemon,
-                "daemon_overhead_pct": round(100 * (via_daemon - direct) / direct, 1),
-                "peak_rss_growth_mb": round(
-                    (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024, 1
-                ),
-                "image_buffer_mb": round(pixels.nbytes / 1e6, 1),
-            }
-    finally:
-        daemon.stop()
+    with tempfile.TemporaryDirectory() as folder:
+        daemon = DaemonUnderTest(Path(args.manifest), Path(folder) / "daemon.log")
+        try:
+            for megapixels in args.megapixels:
+                repeat = args.repeat if megapixels <= 12 else max(3, args.repeat // 2)
+                report["photos"][f"{megapixels:g}MP"] = photo_times(
+                    colorizer, daemon, megapixels, repeat
+                )
+        finally:
+            daemon.stop()
+    if args.batch:
+        report["cli_batch_1MP"] = cli_batch(Path(args.manifest), args.batch)
     return report
+
+
+def write_report(report: dict, output: str | None) -> None:
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n")

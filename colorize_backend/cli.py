@@ -22,7 +22,9 @@ LOG = logging.getLogger("colorize")
 def make_colorizer(args: argparse.Namespace) -> Colorizer:
     manifest = Manifest.load(Path(args.manifest))
     providers = ["CPUExecutionProvider"] if getattr(args, "cpu", False) else None
-    return Colorizer(manifest, Engine(providers=providers, threads=getattr(args, "threads", None)))
+    openvino = {"onnxruntime": "off", "openvino": "on"}.get(getattr(args, "runtime", ""), "auto")
+    engine = Engine(providers, threads=getattr(args, "threads", None), openvino=openvino)
+    return Colorizer(manifest, engine)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,38 +45,23 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorize_backend.images import expand_inputs, output_path, read_image, write_image
-    from colorize_backend.progress import progress
+    from colorize_backend import batch
+    from colorize_backend.images import WriteOptions, expand_inputs, read_photo
+    from colorize_backend.reference import Reference
 
     colorizer = make_colorizer(args)
     inputs = expand_inputs(args.inputs)
-    many = len(inputs) > 1 or Path(args.inputs[0]).is_dir()
-    root = Path(args.inputs[0]) if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir() else None
+    tasks = batch.plan(args.inputs, inputs, Path(args.output), f".{args.format}")
+    summary = batch.Summary()
+    tasks = batch.keep_safe(tasks, args.overwrite, summary)
     reference = None
     if args.reference or args.hints:
-        from colorize_backend.reference import Reference
-
         mode = ReferenceMode.HINTS if args.hints else ReferenceMode.parse(args.reference_mode)
-        reference = Reference(read_image(Path(args.hints or args.reference)), mode)
-    failures = 0
-    for source in progress(inputs, "colorizing"):
-        target = output_path(source, root, Path(args.output), many)
-        try:
-            result = colorizer.colorize(read_image(source), args.model, args.strength, reference)
-        except (OSError, ValueError, ColorizeError) as exc:
-            LOG.error("%s: %s", source, exc)
-            failures += 1
-            continue
-        write_image(target, result.pixels)
-        LOG.info(
-            "%s -> %s (%s on %s, %s)",
-            source,
-            target,
-            result.model,
-            result.provider,
-            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in result.timings.stages.items()),
-        )
-    return 1 if failures else 0
+        reference = Reference(read_photo(Path(args.hints or args.reference)).pixels, mode)
+    options = {"model": args.model, "strength": args.strength, "reference": reference}
+    write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
+    batch.run(tasks, batch.colorize_photos(colorizer, options), write, summary)
+    return batch.report(summary, len(inputs))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -123,13 +110,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from colorize_backend.bench import run_bench
+    from colorize_backend.bench import run_bench, write_report
 
-    report = run_bench(make_colorizer(args), args)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    write_report(run_bench(make_colorizer(args), args), args.output)
     return 0
 
 
@@ -152,7 +135,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", action="store_true", help="never use the GPU")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=number_in(1, 256, int), help="threads the network runs on")
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "onnxruntime", "openvino"),
+        default="auto",
+        help="on the CPU: OpenVINO where it is faster and matches onnxruntime (auto)",
+    )
 
 
 def add_serve_commands(sub) -> None:
@@ -199,17 +188,49 @@ def add_serve_commands(sub) -> None:
     keys.set_defaults(func=cmd_keys)
 
 
+def number_in(low: float, high: float, kind: type = float):
+    """An argparse type: a number of `kind` within [low, high], or a clear message."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+        return value
+
+    return parse
+
+
 def add_colorize_command(sub) -> None:
     colorize = sub.add_parser("colorize", help="colorize files, folders or globs")
     colorize.add_argument("inputs", nargs="+")
-    colorize.add_argument("-o", "--output", required=True, help="output file or folder")
+    colorize.add_argument(
+        "-o", "--output", required=True, help="a file for one photo, else a folder"
+    )
     colorize.add_argument("--model", help="model name or path to an .onnx file")
     colorize.add_argument("--reference", help="exemplar colour photo (or hint image)")
     colorize.add_argument(
         "--reference-mode", choices=[m.value for m in ReferenceMode], default="detect"
     )
     colorize.add_argument("--hints", help="transparent PNG with painted colour hints")
-    colorize.add_argument("--strength", type=float, default=1.0)
+    colorize.add_argument(
+        "--strength", type=number_in(0, 1), default=1.0, help="how much colour, 0..1"
+    )
+    colorize.add_argument(
+        "--format",
+        choices=("png", "jpg", "tif", "webp"),
+        default="png",
+        help="file type of the results in an output folder",
+    )
+    colorize.add_argument(
+        "--png-compression", type=number_in(0, 9, int), default=1, help="0..9 (1: fast)"
+    )
+    colorize.add_argument("--quality", type=number_in(1, 100, int), default=92, help="JPEG/WebP")
+    colorize.add_argument(
+        "--overwrite", action="store_true", help="replace existing results (never an input)"
+    )
     engine_options(colorize)
     colorize.set_defaults(func=cmd_colorize)
 
@@ -226,8 +247,9 @@ def add_inspection_commands(sub) -> None:
 
     bench = sub.add_parser("bench", help="time the network, the pipeline and the daemon")
     bench.add_argument("--model")
-    bench.add_argument("--repeat", type=int, default=10)
-    bench.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0])
+    bench.add_argument("--repeat", type=int, default=7)
+    bench.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0, 48.0])
+    bench.add_argument("--batch", type=int, default=60, help="1-MP photos for the CLI (0: skip)")
     bench.add_argument("--output", help="also write the JSON report here")
     engine_options(bench)
     bench.set_defaults(func=cmd_bench)

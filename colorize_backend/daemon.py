@@ -41,17 +41,22 @@ from colorize_backend.protocol import (
     error_reply,
     expect_no_frames,
     hello_reply,
+    lease_reply,
     models_reply,
     parse_cancel,
     parse_colorize,
+    parse_lease,
+    parse_release,
     progress_reply,
+    release_reply,
     request_id_of,
 )
 from colorize_backend.scheduler import Job, Scheduler
-from colorize_backend.shm import prepare_dir, reap, shm_dir
+from colorize_backend.shm import BufferPool, prepare_dir, shm_dir
 from colorize_backend.worker import JobRunner
 
 LOG = logging.getLogger("colorize.daemon")
+TRIM_AFTER_S = 1.0
 WORKING_BYTES_PER_PIXEL = 24  # what a running job may add beyond its payload (for the guard)
 
 
@@ -67,6 +72,7 @@ class DaemonConfig:
     max_connections: int = 256
     memory_budget: int = 1 << 30  # bytes the guard tolerates outside jobs
     handshake_s: float = 5.0  # a connection must finish its handshake within this
+    progress_after_s: float = 0.3  # stage messages only for jobs slower than this
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -104,13 +110,16 @@ class Daemon:
         self.config = config
         self.context: zmq.Context = zmq.Context.instance()
         self.scheduler = Scheduler(config.limits)
-        shared = prepare_dir(shm_dir()) if is_loopback(config.endpoint) else None
-        self.runner = JobRunner(colorizer, shared)
+        folder = prepare_dir(shm_dir()) if is_loopback(config.endpoint) else None
+        # shared buffers for two of the largest requests (pixels and result) at a time
+        self.pool = BufferPool(folder, 4 * config.limits.max_frame_bytes) if folder else None
+        self.runner = JobRunner(colorizer, self.pool)
         self.identity = Identity(__version__, sys.prefix, uuid.uuid4().hex, os.getpid())
         self.replies_endpoint = f"inproc://colorize-replies-{self.identity.instance}"
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
+        self._last_job = 0.0  # when the last job ended (0: memory already handed back)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ lifetime
@@ -156,7 +165,6 @@ class Daemon:
         return front, authenticator
 
     def serve_forever(self) -> None:
-        memory.configure_allocator()
         kernels.warm_up()  # compiled (or loaded from numba's cache) before the first request
         front, authenticator = self._bind_front()
         guard = Guard(front, self.config.max_connections, self.config.memory_budget)
@@ -184,6 +192,8 @@ class Daemon:
             for worker in workers:
                 worker.join(30)
             guard.close()
+            if self.pool is not None:
+                self.pool.close()
             front.close()
             replies.close()
             if authenticator is not None:
@@ -195,7 +205,6 @@ class Daemon:
         poller.register(replies, zmq.POLLIN)
         guard.watch(poller)
         idle = IdleTimer(self.config.idle_timeout_s)
-        next_reap = time.monotonic()
         self._ready.set()
         while not self._stop.is_set():
             for sock, _ in poller.poll(100):
@@ -206,14 +215,14 @@ class Daemon:
                     elif sock is replies:
                         self._forward(front, replies.recv_multipart(copy=False))
                     else:
-                        guard.on_monitor_event()
+                        self._send_heartbeats(front, guard.on_monitor_event())
                 except Exception:  # one bad message or vanished peer must not stop serving
                     LOG.exception("error while handling a message; still serving")
             self._send_heartbeats(front)
             guard.tick(self._job_bytes())
-            if self.runner.shm_folder and time.monotonic() > next_reap:
-                reap(self.runner.shm_folder)
-                next_reap = time.monotonic() + 60
+            if self.pool is not None:
+                self.pool.trim()
+            self._trim_when_idle()
             if idle.expired(self.scheduler.active()):
                 LOG.info("idle for %.0f s: exiting", self.config.idle_timeout_s)
                 break
@@ -224,7 +233,7 @@ class Daemon:
         # Zero-copy: pixel frames stay in ZeroMQ's buffers and are read through memoryviews.
         envelope, body = split_envelope(front.recv_multipart(copy=False))
         if body:
-            guard.on_message(body[-1])
+            guard.on_message(body[-1], bytes(envelope[0]))
         header: Any = None
         try:
             if not body:
@@ -243,6 +252,9 @@ class Daemon:
             request = parse_colorize(header, payload, self.config.limits.max_pixels)
             self.scheduler.submit(Job(envelope, request, payload))
             return
+        if operation in (Operation.LEASE, Operation.RELEASE):
+            self._send(front, envelope, self._lease_or_release(operation, header, payload))
+            return
         if operation is Operation.CANCEL:
             request_id = parse_cancel(header, payload)
             job = self.scheduler.cancel(bytes(envelope[0]), request_id)
@@ -253,6 +265,15 @@ class Daemon:
         expect_no_frames(payload, operation)
         reply = self.hello() if operation is Operation.HELLO else self.models()
         self._send(front, envelope, reply)
+
+    def _lease_or_release(self, operation: Operation, header: dict, payload: list) -> dict:
+        if self.pool is None:
+            raise ColorizeError(ErrorCode.BAD_REQUEST, "this daemon offers no shared buffers")
+        request_id = request_id_of(header)
+        if operation is Operation.LEASE:
+            buffer = self.pool.lease(parse_lease(header, payload))
+            return lease_reply(buffer.name, buffer.size, request_id)
+        return release_reply(self.pool.release(parse_release(header, payload)), request_id)
 
     def _answer_cancelled(self, front: zmq.Socket, job: Job) -> None:
         request_id = job.request.request_id
@@ -273,6 +294,13 @@ class Daemon:
             self._client_gone(bytes(envelope[0]))
             return False
 
+    def _trim_when_idle(self) -> None:
+        """Hand freed memory back once no job has run for TRIM_AFTER_S (see memory.py)."""
+        idle = time.monotonic() - self._last_job
+        if self._last_job and idle > TRIM_AFTER_S and not self.scheduler.active():
+            memory.trim()
+            self._last_job = 0.0
+
     def _client_gone(self, peer: bytes) -> None:
         for job in self.scheduler.peer_gone(peer):
             LOG.info("client of request %s is gone: job cancelled", job.request.request_id)
@@ -288,8 +316,13 @@ class Daemon:
                 raise
             self._client_gone(bytes(envelope[0]))
 
-    def _send_heartbeats(self, front: zmq.Socket) -> None:
-        for job, header in self.scheduler.heartbeats(time.monotonic()):
+    def _send_heartbeats(self, front: zmq.Socket, peers: set[bytes] | None = None) -> None:
+        """The heartbeats that are due; with peers (whose connection just closed), one to
+        each of them now: ZeroMQ refuses to route to a client that is gone, and its jobs are
+        cancelled, while a client that reconnected just gets one more sign of life."""
+        if peers is not None and not peers:
+            return
+        for job, header in self.scheduler.heartbeats(time.monotonic(), peers):
             self._send(front, job.envelope, header)
 
     def _job_bytes(self) -> int:
@@ -303,7 +336,7 @@ class Daemon:
             sorted(manifest.entries),
             manifest.default,
             self.colorizer.engine.providers,
-            str(self.runner.shm_folder) if self.runner.shm_folder else None,
+            str(self.pool.folder) if self.pool else None,
         )
 
     def models(self) -> dict[str, Any]:
@@ -329,7 +362,7 @@ class Daemon:
                 if job is None:
                     continue
                 self._serve(job, sender)
-                memory.trim()
+                self._last_job = time.monotonic()
         finally:
             sender.close()
 
@@ -339,8 +372,11 @@ class Daemon:
 
         def report(stage: str, done: float) -> None:
             job.report(stage, done)  # raises Cancelled when the job is cancelled
-            if request.progress:
-                job.last_signal = time.monotonic()
+            now = time.monotonic()
+            # A stage is worth a message only once the job is slow enough for a progress bar
+            # to show it; quicker jobs would only pay the thread hand-offs (heartbeats go on).
+            if request.progress and now - job.received > self.config.progress_after_s:
+                job.last_signal = now
                 self._push(sender, job, progress_reply(request.request_id, stage, done))
 
         try:

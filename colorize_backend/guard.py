@@ -31,6 +31,7 @@ LOG = logging.getLogger("colorize.guard")
 class Connection:
     accepted: float
     last_message: float | None = None
+    peers: set[bytes] = field(default_factory=set)  # the clients (routing ids) it carried
 
 
 @dataclass
@@ -56,24 +57,29 @@ class Guard:
     def watch(self, poller: zmq.Poller) -> None:
         poller.register(self.monitor, zmq.POLLIN)
 
-    def on_monitor_event(self) -> None:
+    def on_monitor_event(self) -> set[bytes]:
+        """Track connections; returns the clients whose connection just closed, so that the
+        daemon checks at once whether they are still there (a descriptor can be reused by a
+        new connection before this event is read, so this alone proves nothing)."""
         event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
         fd = int(event["value"])
         if event["event"] == zmq.EVENT_ACCEPTED:
             self.connections[fd] = Connection(time.monotonic())
             if len(self.connections) > self.max_connections:
                 self._shed_idle()
-        else:
-            self.connections.pop(fd, None)
+            return set()
+        gone = self.connections.pop(fd, None)
+        return gone.peers if gone else set()
 
-    def on_message(self, frame: zmq.Frame) -> None:
-        """A whole message arrived on this frame's connection."""
+    def on_message(self, frame: zmq.Frame, peer: bytes) -> None:
+        """A whole message from peer arrived on this frame's connection."""
         try:
             fd = frame.get(zmq.SRCFD)
         except zmq.ZMQError:
             return
         if fd in self.connections:
             self.connections[fd].last_message = time.monotonic()
+            self.connections[fd].peers.add(peer)
 
     def tick(self, job_bytes: int) -> None:
         """Check the memory bound; job_bytes is what running and queued jobs account for."""

@@ -1,45 +1,305 @@
-"""Reading and writing image files for the CLI: u8 arrays with 1-4 channels."""
+"""Image files for the CLI: 8/16-bit and float pixels, colour profiles, EXIF and resolution.
+
+An archivist's 16-bit scan is read at 16 bits (Pillow for what it reads exactly,
+imagecodecs for 16-bit colour PNG, tifffile for 16-bit colour and float TIFF) and written
+back at 16 bits. A photo with an embedded ICC profile is converted to the working space,
+sRGB, with LittleCMS (through imagecodecs, at any bit depth) and the result carries the
+sRGB profile. EXIF orientation is applied; EXIF (orientation reset) and the resolution
+travel to the result. Animated and multi-page images are refused: which frame to
+colorize is the user's choice.
+"""
 
 from __future__ import annotations
 
 import glob
+import io
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from colorize_backend.errors import ColorizeError, ErrorCode
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".webp": "WEBP"}  # fmt: skip
+SRGB = imagecodecs.cms_profile("srgb")
+ORIENTATION = 0x0112
+Image.MAX_IMAGE_PIXELS = None  # read_photo enforces its own limit, with a clear message
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode to [H, W, C] u8, honouring EXIF orientation; keeps alpha, greys stay 1 channel."""
-    with Image.open(path) as opened:
-        im: Image.Image = ImageOps.exif_transpose(opened)
-        if im.mode in ("L", "LA", "RGB", "RGBA"):
-            pass
-        elif im.mode in ("I;16", "I", "F"):
-            im = im.convert("L")
-        elif "A" in im.getbands() or "transparency" in im.info:
-            im = im.convert("RGBA")
-        else:
-            im = im.convert("RGB")
-        array = np.asarray(im)
+def refused(message: str) -> ColorizeError:
+    return ColorizeError(ErrorCode.BAD_REQUEST, message)
+
+
+@dataclass
+class Photo:
+    """Pixels [H, W, C] (u8, u16 or float32 in [0, 1]) in sRGB, and what travels with them."""
+
+    pixels: np.ndarray
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    notes: list[str] = field(default_factory=list)  # what was done on reading (for the log)
+
+
+@dataclass
+class WriteOptions:
+    png_compression: int = 1  # zlib level: 1 is fast, 9 is small
+    quality: int = 92  # JPEG and WebP
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_photo(path: Path, max_pixels: int = 400_000_000) -> Photo:
+    """Decode an image file into a Photo; a clear ColorizeError for anything unusable."""
+    try:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                raise refused(
+                    f"{Path(path).name} has {frames} frames (animated or multi-page): export the "
+                    "frame you want as a single image"
+                )
+            megapixels = image.width * image.height / 1e6
+            if megapixels * 1e6 > max_pixels:
+                raise refused(
+                    f"{Path(path).name} is {image.width}x{image.height} ({megapixels:.0f} MP); "
+                    f"at most {max_pixels / 1e6:.0f} MP"
+                )
+            photo = _decode(image, data)
+    except ColorizeError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise refused(f"{Path(path).name} cannot be read as an image: {exc}") from None
+    return photo
+
+
+def _decode(image: Image.Image, data: bytes) -> Photo:
+    icc = image.info.get("icc_profile")
+    dpi = image.info.get("dpi")
+    exif = image.getexif()
+    notes: list[str] = []
+    if image.format == "PNG" and _png_is_16_bit_colour(data):
+        pixels = _upright(imagecodecs.png_decode(data), exif.get(ORIENTATION, 1))
+        notes.append("16-bit colour PNG")
+    elif image.format == "TIFF" and image.mode not in _PILLOW_EXACT:
+        pixels, icc, dpi = _tiff(data)
+        pixels = _upright(pixels, exif.get(ORIENTATION, 1))
+        notes.append(f"{pixels.dtype} TIFF")
+    else:
+        transposed = ImageOps.exif_transpose(image) or image
+        pixels = _pillow_pixels(transposed, notes)
+    if icc:
+        pixels = _to_srgb(pixels, icc)
+        notes.append("converted from its ICC profile to sRGB")
+    return Photo(pixels, _exif_bytes(exif), _dpi(dpi), notes)
+
+
+_PILLOW_EXACT = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"}
+
+
+def _pillow_pixels(image: Image.Image, notes: list[str]) -> np.ndarray:
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        array = np.asarray(image)
+    elif mode.startswith("I;16"):
+        array = np.asarray(image).astype(np.uint16)
+        notes.append("16-bit grey")
+    elif mode == "I":  # Pillow's 32-bit integers: 16-bit PNG/TIFF data
+        values = np.asarray(image)
+        array = np.clip(values, 0, 65535).astype(np.uint16)
+        notes.append("16-bit grey")
+    elif mode == "F":
+        array = _unit_float(np.asarray(image, dtype=np.float32))
+        notes.append("float grey")
+    else:
+        keeps_alpha = "A" in image.getbands() or "transparency" in image.info
+        array = np.asarray(image.convert("RGBA" if keeps_alpha else "RGB"))
     return array[..., None] if array.ndim == 2 else array
 
 
-def write_image(path: Path, pixels: np.ndarray) -> None:
+def _unit_float(values: np.ndarray) -> np.ndarray:
+    """Float samples scaled to [0, 1]: as they are when they already are, else from 8 or 16
+    bits (float TIFFs come both ways)."""
+    top = float(np.nanmax(values)) if values.size else 1.0
+    scale = 1.0 if top <= 1.0 + 1e-3 else 255.0 if top <= 255.5 else 65535.0
+    return np.clip(np.nan_to_num(values / np.float32(scale)), 0.0, 1.0).astype(np.float32)
+
+
+def _png_is_16_bit_colour(data: bytes) -> bool:
+    """IHDR bit depth 16 and colour type 2 (RGB) or 6 (RGBA): what Pillow reads as 8 bits."""
+    return len(data) > 26 and data[24] == 16 and data[25] in (2, 6)
+
+
+def _tiff(data: bytes) -> tuple[np.ndarray, bytes | None, tuple | None]:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        page = tiff.pages.first
+        pixels = page.asarray()
+        icc = page.tags.valueof(34675)
+        resolution = page.resolution if page.resolutionunit else None
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.dtype.kind == "f":
+        pixels = _unit_float(pixels.astype(np.float32))
+    elif pixels.dtype != np.uint8:
+        pixels = pixels.astype(np.uint16)
+    return pixels, icc, resolution
+
+
+def _to_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:
+    """Convert pixels described by an ICC profile into sRGB (alpha is kept as it is)."""
+    colour = pixels[..., :1] if pixels.shape[2] <= 2 else pixels[..., :3]
+    space = "gray" if colour.shape[2] == 1 else "rgb"
+    try:
+        converted = imagecodecs.cms_transform(
+            np.ascontiguousarray(colour), icc, SRGB, colorspace=space, outcolorspace="rgb"
+        )
+    except Exception as exc:  # a damaged or unusual profile: keep the pixels as they are
+        raise refused(f"its ICC profile cannot be used ({exc})") from None
+    if space == "gray":  # a grey profile: keep one grey channel (R = G = B in sRGB)
+        converted = converted[..., :1]
+    if pixels.shape[2] in (2, 4):
+        converted = np.concatenate([converted, pixels[..., -1:]], axis=-1)
+    return converted.astype(pixels.dtype)
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn pixels [H, W, C] upright by an EXIF orientation, as Pillow's exif_transpose."""
+    turns = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    turn = turns.get(orientation)
+    return np.ascontiguousarray(turn(pixels)) if turn else pixels
+
+
+def _exif_bytes(exif: Image.Exif) -> bytes | None:
+    if not exif:
+        return None
+    if ORIENTATION in exif:
+        exif[ORIENTATION] = 1  # the pixels are already turned upright
+    return exif.tobytes()
+
+
+def _dpi(dpi) -> tuple[float, float] | None:
+    if not dpi:
+        return None
+    try:
+        return float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_photo(path: Path, photo: Photo, options: WriteOptions = WriteOptions()) -> None:
+    """Write pixels [H, W, 3 or 4] in the format the suffix names, with the sRGB profile,
+    EXIF and resolution; 16-bit and float results stay 16-bit (PNG) or float (TIFF) where
+    the format can hold them. Written to a temporary name first: no half-written file."""
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise refused(f"cannot write {path.name}: use .png, .jpg, .tif or .webp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = {3: "RGB", 4: "RGBA"}[pixels.shape[2]]
-    image = Image.fromarray(pixels, mode)
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        image.convert("RGB").save(path, quality=95)
-    else:
-        image.save(path)
+    partial = path.with_name(f".{path.name}.partial")
+    pixels = photo.pixels
+    if pixels.dtype != np.uint8 and fmt in ("JPEG", "WEBP"):
+        pixels = _to_u8(pixels)
+    try:
+        if fmt == "TIFF" and pixels.dtype != np.uint8:
+            _write_tiff(partial, pixels, photo)
+        elif fmt == "PNG" and pixels.dtype != np.uint8:
+            partial.write_bytes(_png_16(pixels, photo, options))
+        else:
+            _write_pillow(partial, pixels, photo, fmt, options)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _to_u8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
+def _write_pillow(path: Path, pixels: np.ndarray, photo: Photo, fmt: str, options) -> None:
+    image = Image.fromarray(pixels, {3: "RGB", 4: "RGBA"}[pixels.shape[2]])
+    if fmt == "JPEG":
+        image = image.convert("RGB")
+    extra: dict = {"icc_profile": SRGB}
+    if photo.exif:
+        extra["exif"] = photo.exif
+    if photo.dpi:
+        extra["dpi"] = photo.dpi
+    if fmt == "PNG":
+        extra["compress_level"] = options.png_compression
+    elif fmt in ("JPEG", "WEBP"):
+        extra["quality"] = options.quality
+    elif fmt == "TIFF":
+        extra["compression"] = "tiff_deflate"
+    image.save(path, fmt, **extra)
+
+
+def _write_tiff(path: Path, pixels: np.ndarray, photo: Photo) -> None:
+    import tifffile
+
+    resolution = photo.dpi or (72.0, 72.0)
+    tifffile.imwrite(
+        path,
+        pixels,
+        photometric="rgb",
+        extrasamples=["unassalpha"] if pixels.shape[2] == 4 else None,
+        compression="zlib",
+        iccprofile=SRGB,
+        resolution=resolution,
+        resolutionunit="inch",
+    )
+
+
+def _png_16(pixels: np.ndarray, photo: Photo, options: WriteOptions) -> bytes:
+    """A 16-bit PNG (imagecodecs), with iCCP, pHYs and eXIf chunks added after IHDR."""
+    if pixels.dtype != np.uint16:
+        pixels = np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
+    encoded = imagecodecs.png_encode(pixels, level=options.png_compression)
+    chunks = [_chunk(b"iCCP", b"sRGB\0\0" + imagecodecs.zlib_encode(SRGB))]
+    if photo.dpi:
+        per_metre = [round(v / 0.0254) for v in photo.dpi]
+        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
+    if photo.exif:
+        chunks.append(_chunk(b"eXIf", photo.exif.removeprefix(b"Exif\0\0")))
+    header_end = 8 + 25  # signature + IHDR chunk
+    return bytes(encoded[:header_end]) + b"".join(chunks) + bytes(encoded[header_end:])
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+# ------------------------------------------------------------------ file lists
 
 
 def list_images(root: Path) -> list[Path]:
-    """All image files below root, sorted for reproducibility."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """All image files below root, sorted for reproducibility (hidden files skipped)."""
+    return sorted(
+        p
+        for p in Path(root).rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def expand_inputs(patterns: list[str]) -> list[Path]:
@@ -61,11 +321,3 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     if not unique:
         raise FileNotFoundError(f"no images found in {patterns}")
     return unique
-
-
-def output_path(source: Path, inputs_root: Path | None, out: Path, many: bool) -> Path:
-    """Where a result goes: OUT itself for one file, OUT/<relative name>.png for several."""
-    if not many and out.suffix.lower() in IMAGE_SUFFIXES:
-        return out
-    relative = source.relative_to(inputs_root) if inputs_root else Path(source.name)
-    return out / relative.with_suffix(".png")

@@ -47,11 +47,15 @@ def _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y):
 
 @njit(inline="always")
 def _f_inverse(f):
-    f = max(f, 0.0)
-    return f * f * f if f > 0.2068966 else (f - 16.0 / 116.0) / 7.787
+    f = max(f, np.float32(0.0))
+    return (
+        f * f * f
+        if f > np.float32(0.2068966)
+        else (f - np.float32(16.0 / 116.0)) / np.float32(7.787)
+    )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=True)
 def _compose_u8(pixels, ab, strength, hint_ab, hint_mask, out, tables):
     l_of_grey, y_of_channel, l_of_y, gamma, to_rgb = tables
     height, width, channels = pixels.shape
@@ -65,29 +69,32 @@ def _compose_u8(pixels, ab, strength, hint_ab, hint_mask, out, tables):
         x0[x] = int(fx)
         x1[x] = min(x0[x] + 1, small_w - 1)
         wx[x] = fx - x0[x]
+    steps = np.float32(_GAMMA_STEPS)
     for y in prange(height):
         fy = min(max((y + 0.5) * small_h / height - 0.5, 0.0), small_h - 1.0)
         y0 = int(fy)
         y1 = min(y0 + 1, small_h - 1)
-        wy = fy - y0
+        wy = np.float32(fy - y0)
+        row = np.empty((2, small_w), np.float32)  # the small grid, interpolated to this row
+        for c in range(2):
+            for j in range(small_w):
+                row[c, j] = (ab[c, y0, j] + wy * (ab[c, y1, j] - ab[c, y0, j])) * strength
         for x in range(width):
-            top_a = ab[0, y0, x0[x]] + wx[x] * (ab[0, y0, x1[x]] - ab[0, y0, x0[x]])
-            low_a = ab[0, y1, x0[x]] + wx[x] * (ab[0, y1, x1[x]] - ab[0, y1, x0[x]])
-            top_b = ab[1, y0, x0[x]] + wx[x] * (ab[1, y0, x1[x]] - ab[1, y0, x0[x]])
-            low_b = ab[1, y1, x0[x]] + wx[x] * (ab[1, y1, x1[x]] - ab[1, y1, x0[x]])
-            a = (top_a + wy * (low_a - top_a)) * strength
-            b = (top_b + wy * (low_b - top_b)) * strength
+            i0, i1, w = x0[x], x1[x], wx[x]
+            a = row[0, i0] + w * (row[0, i1] - row[0, i0])
+            b = row[1, i0] + w * (row[1, i1] - row[1, i0])
             if has_hints and hint_mask[y, x]:
                 a = hint_ab[y, x, 0]
                 b = hint_ab[y, x, 1]
-            fl = (_lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y) + 16.0) / 116.0
-            xn = _f_inverse(fl + a / 500.0)
+            lightness = _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y)
+            fl = (lightness + np.float32(16.0)) / np.float32(116.0)
+            xn = _f_inverse(fl + a / np.float32(500.0))
             yn = _f_inverse(fl)
-            zn = _f_inverse(fl - b / 200.0)
+            zn = _f_inverse(fl - b / np.float32(200.0))
             for c in range(3):
                 linear = to_rgb[c, 0] * xn + to_rgb[c, 1] * yn + to_rgb[c, 2] * zn
-                linear = min(max(linear, 0.0), 1.0)
-                out[y, x, c] = gamma[int(linear * _GAMMA_STEPS + 0.5)]
+                linear = min(max(linear, np.float32(0.0)), np.float32(1.0))
+                out[y, x, c] = gamma[int(linear * steps + np.float32(0.5))]
             if out.shape[2] == 4:
                 out[y, x, 3] = pixels[y, x, channels - 1]
 

@@ -1,10 +1,10 @@
 """Process memory: reading the resident set, and handing freed memory back to the system.
 
-numpy frees a 12 MP image's buffers after each request, but glibc's allocator keeps
-large freed blocks in its heap (and raises its mmap threshold after each large free),
-so a daemon that once served a 60 MP request would stay that large. A fixed mmap
-threshold makes large buffers come from mmap (returned on free), and malloc_trim
-returns what is left after each request.
+numpy frees a request's buffers when it is done, but glibc's allocator keeps freed blocks
+of up to 32 MB in its heap, so a daemon that once served a 60 MP request would stay
+large. malloc_trim hands that memory back. The daemon does it once it has been idle for
+a moment, not after every request: memory handed back must be faulted in again by the
+next request, which costs several milliseconds per megapixel on a busy queue.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import ctypes
 import ctypes.util
 import os
 import sys
-
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 1 << 20
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -28,12 +25,6 @@ def _libc() -> ctypes.CDLL | None:
 
 
 LIBC = _libc()
-
-
-def configure_allocator() -> None:
-    """Serve large allocations from mmap so that freeing them returns them (glibc only)."""
-    if LIBC is not None and hasattr(LIBC, "mallopt"):
-        LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def trim() -> None:

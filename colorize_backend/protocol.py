@@ -42,6 +42,8 @@ class Operation(StrEnum):
     MODELS = "models"
     COLORIZE = "colorize"
     CANCEL = "cancel"
+    LEASE = "lease"  # a shared-memory buffer for a local client
+    RELEASE = "release"
     PROGRESS = "progress"  # daemon → client only
 
 
@@ -207,7 +209,7 @@ def decode_header(frame: bytes) -> dict[str, Any]:
             f"v{PROTOCOL_VERSION}: re-run install.py so that plug-in and backend match",
         )
     operation = header.get("op")
-    requests = {Operation.HELLO, Operation.MODELS, Operation.COLORIZE, Operation.CANCEL}
+    requests = set(Operation) - {Operation.PROGRESS}
     if not isinstance(operation, str) or operation not in requests:
         raise ColorizeError(
             ErrorCode.UNKNOWN_OP,
@@ -351,6 +353,23 @@ def parse_cancel(header: dict[str, Any], payload: Sequence[Any]) -> str:
     return request_id
 
 
+def parse_lease(header: dict[str, Any], payload: Sequence[Any]) -> int:
+    """The size of the shared buffer a local client asks for."""
+    expect_no_frames(payload, Operation.LEASE)
+    size = header.get("bytes")
+    if type(size) is not int or not 0 < size <= MAX_SHARED_BYTES:
+        raise bad_header("lease needs bytes: a positive integer")
+    return size
+
+
+def parse_release(header: dict[str, Any], payload: Sequence[Any]) -> str:
+    expect_no_frames(payload, Operation.RELEASE)
+    name = header.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 80:
+        raise bad_header("release needs the name of the leased buffer")
+    return name
+
+
 def expect_no_frames(payload: Sequence[Any], operation: Operation) -> None:
     if payload:
         raise ColorizeError(
@@ -458,6 +477,14 @@ def progress_reply(
     if queue_position is not None:
         fields["queue_position"] = queue_position
     return _reply(Operation.PROGRESS, request_id, **fields)
+
+
+def lease_reply(name: str, size: int, request_id: str | None = None) -> dict[str, Any]:
+    return _reply(Operation.LEASE, request_id, name=name, bytes=size)
+
+
+def release_reply(released: bool, request_id: str | None = None) -> dict[str, Any]:
+    return _reply(Operation.RELEASE, request_id, released=released)
 
 
 def cancel_reply(request_id: str, cancelled: bool) -> dict[str, Any]:

@@ -143,8 +143,11 @@ class Scheduler:
             ids = [rid for p, rid in self._jobs if p == peer]
         return [job for rid in ids if (job := self.cancel(peer, rid)) is not None]
 
-    def heartbeats(self, now: float) -> list[tuple[Job, dict[str, Any]]]:
-        """Progress messages owed to clients that asked for them and heard nothing lately."""
+    def heartbeats(
+        self, now: float, peers: set[bytes] | None = None
+    ) -> list[tuple[Job, dict[str, Any]]]:
+        """Progress messages owed to clients that asked for them and heard nothing lately (or,
+        with peers, to those clients at once: to learn whether they are still there)."""
         owed = []
         with self._ready:
             positions = {
@@ -152,7 +155,8 @@ class Scheduler:
                 for index, job in enumerate(j for q in self._queues.values() for j in q)
             }
             for job in self._jobs.values():
-                if job.request.progress and now - job.last_signal >= self.limits.heartbeat_s:
+                due = now - job.last_signal >= self.limits.heartbeat_s
+                if job.request.progress and (job.peer in peers if peers else due):
                     position = positions.get(id(job))
                     header = progress_reply(job.request.request_id, job.stage, job.done, position)
                     job.last_signal = now

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import ColorizeRequest, ImageSpec, colorize_reply, error_reply
 from colorize_backend.reference import Reference
 from colorize_backend.scheduler import Cancelled, Job
-from colorize_backend.shm import Region, SharedBuffer
+from colorize_backend.shm import BufferPool, Region
 
 LOG = logging.getLogger("colorize.daemon")
 
@@ -32,11 +31,10 @@ def shape_of(spec: ImageSpec) -> tuple[int, int, int]:
 
 
 class JobInputs:
-    """A job's pixels, reference and result buffer: views into its frames or shared file."""
+    """A job's pixels, reference and result buffer: views into its frames or shared buffer."""
 
-    def __init__(self, job: Job, shm_folder: Path | None):
+    def __init__(self, job: Job, pool: BufferPool | None):
         request = job.request
-        self.buffer: SharedBuffer | None = None
         self.out: np.ndarray | None = None
         self.reference: np.ndarray | None = None
         if request.shared is None:
@@ -44,22 +42,22 @@ class JobInputs:
             if request.reference is not None:
                 self.reference = as_array(job.payload[1], request.reference)
             return
-        if shm_folder is None:
+        if pool is None:
             raise ColorizeError(ErrorCode.BAD_REQUEST, "this daemon offers no shared buffers")
         shared = request.shared
-        self.buffer = SharedBuffer(shm_folder, shared.name, self._regions(request))
-        self.pixels = self._view(shared.image, request.image)
-        self.out = self._view(shared.result, request.image.result)
+        self._check_regions(request)
+        self.pixels = self._view(pool, shared.name, shared.image, request.image)
+        self.out = self._view(pool, shared.name, shared.result, request.image.result)
         if request.reference is not None and shared.reference is not None:
-            self.reference = self._view(shared.reference, request.reference)
-
-    def _view(self, offset: int, spec: ImageSpec) -> np.ndarray:
-        assert self.buffer is not None
-        dtype = np.dtype(spec.sample.numpy)
-        return self.buffer.array(Region(offset, spec.nbytes), shape_of(spec), dtype)
+            self.reference = self._view(pool, shared.name, shared.reference, request.reference)
 
     @staticmethod
-    def _regions(request: ColorizeRequest) -> list[Region]:
+    def _view(pool: BufferPool, name: str, offset: int, spec: ImageSpec) -> np.ndarray:
+        region = Region(offset, spec.nbytes)
+        return pool.view(name, region, shape_of(spec), np.dtype(spec.sample.numpy))
+
+    @staticmethod
+    def _check_regions(request: ColorizeRequest) -> None:
         shared = request.shared
         assert shared is not None
         inputs = [Region(shared.image, request.image.nbytes)]
@@ -68,31 +66,29 @@ class JobInputs:
         result = Region(shared.result, request.image.result.nbytes)
         if any(result.overlaps(region) for region in inputs):
             raise ColorizeError(ErrorCode.BAD_HEADER, "shm: the result overlaps the pixels")
-        return [*inputs, result]
-
-    def close(self) -> None:
-        del self.pixels, self.reference, self.out  # the views go before the mapping
-        if self.buffer is not None:
-            self.buffer.close()
 
 
 class JobRunner:
     """Runs jobs through the colorizer and builds their replies."""
 
-    def __init__(self, colorizer: Colorizer, shm_folder: Path | None):
+    def __init__(self, colorizer: Colorizer, pool: BufferPool | None):
         self.colorizer = colorizer
-        self.shm_folder = shm_folder
+        self.pool = pool
 
     def run(self, job: Job, report: Callable[[str, float], None]) -> tuple[dict[str, Any], list]:
         """The reply header and frames for a job (errors become error replies)."""
         request = job.request
         waited = time.monotonic() - job.received
-        inputs: JobInputs | None = None
         try:
-            inputs = JobInputs(job, self.shm_folder)
+            inputs = JobInputs(job, self.pool)
             reference = self._reference(request, inputs.reference)
             result = self.colorizer.colorize(
-                inputs.pixels, request.model, request.strength, reference, report, inputs.out
+                inputs.pixels,
+                model=request.model,
+                strength=request.strength,
+                reference=reference,
+                progress=report,
+                out=inputs.out,
             )
         except Cancelled:
             LOG.info("request %s cancelled while running", request.request_id)
@@ -104,9 +100,6 @@ class JobRunner:
             LOG.exception("request %s crashed", request.request_id)
             message = f"{type(exc).__name__}: {str(exc)[:200]}"
             return error_reply(ErrorCode.INTERNAL, message, request.request_id, "colorize"), []
-        finally:
-            if inputs is not None:
-                inputs.close()
         timings = {"queue": round(waited, 4), **result.timings.stages}
         self._log(request, result.model, result.provider, timings)
         shared = request.shared is not None

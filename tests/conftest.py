@@ -33,7 +33,10 @@ def daemon(colorizer):
     server = Daemon(
         colorizer,
         DaemonConfig(
-            endpoint=endpoint, workers=2, limits=Limits(max_pixels=4_000_000, queue_size=4)
+            endpoint=endpoint,
+            workers=2,
+            limits=Limits(max_pixels=4_000_000, queue_size=4),
+            progress_after_s=0.0,  # every stage reported, however quick
         ),
     )
     server.start()
@@ -44,6 +47,6 @@ def daemon(colorizer):
 @pytest.fixture
 def photo() -> np.ndarray:
     """A real colour photograph from the repository's sample folder, as RGB u8."""
-    from colorize_backend.images import read_image
+    from colorize_backend.images import read_photo
 
-    return read_image(REPO / "samples" / "sample.jpg")
+    return read_photo(REPO / "samples" / "sample.jpg").pixels

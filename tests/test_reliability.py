@@ -83,20 +83,21 @@ def in_process(colorizer):
 def test_a_daemon_killed_mid_request_is_noticed_within_10_s(test_manifest):
     daemon = start_daemon(loopback_endpoint(), test_manifest)
     client = plugin_client(daemon.endpoint)
-    pixels = grey_photo(30)
+    pixels = grey_photo(50)  # long enough to be killed in the middle of it
     killed = []
 
-    def kill_at_first_sign_of_life(stage, done):
-        if not killed:
-            os.kill(daemon.process.pid, signal.SIGKILL)
-            killed.append(time.monotonic())
+    def kill():
+        os.kill(daemon.process.pid, signal.SIGKILL)
+        killed.append(time.monotonic())
 
+    timer = threading.Timer(0.2, kill)
     try:
+        timer.start()
         with pytest.raises(BackendError) as failure:
-            client.colorize(pixels.shape[1], pixels.shape[0], "gray", pixels.tobytes(),
-                            progress=kill_at_first_sign_of_life)  # fmt: skip
+            client.colorize(pixels.shape[1], pixels.shape[0], "gray", pixels.tobytes())
         noticed = time.monotonic() - killed[0]
     finally:
+        timer.cancel()
         daemon.stop()
     assert failure.value.code == "dead" and "stopped responding" in failure.value.message
     assert noticed < 10
@@ -170,13 +171,27 @@ def test_a_daemon_that_cannot_bind_is_reported_at_once(test_manifest, tmp_path):
 # 4 ------------------------------------------------------------ progress, cancel, gone clients
 
 
-def test_a_client_that_goes_away_has_its_job_cancelled(in_process, caplog):
+class SlowColorizer(Colorizer):
+    """The real pipeline, taking half a second per stage: a job slow enough to walk away from."""
+
+    def colorize(self, *args, progress=lambda stage, done: None, **kwargs):
+        def slowly(stage, done):
+            progress(stage, done)
+            time.sleep(0.5)
+
+        return super().colorize(*args, progress=slowly, **kwargs)
+
+
+def test_a_client_that_goes_away_has_its_job_cancelled(colorizer, caplog):
     caplog.set_level("INFO")
-    endpoint = in_process(workers=1)
+    endpoint = loopback_endpoint()
+    slow = SlowColorizer(colorizer.manifest, colorizer.engine)
+    server = Daemon(slow, DaemonConfig(endpoint=endpoint, workers=1))
+    server.start()
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
-    pixels = grey_photo(3)
+    pixels = grey_photo(1)
     header = {
         "v": 2,
         "op": "colorize",
@@ -184,14 +199,18 @@ def test_a_client_that_goes_away_has_its_job_cancelled(in_process, caplog):
         "progress": True,
         "image": {"width": pixels.shape[1], "height": pixels.shape[0], "format": "gray"},
     }
-    sock.send_multipart([b"", json.dumps(header).encode(), pixels.tobytes()])  # fmt: skip
-    assert sock.poll(10_000)  # the first sign of life: the job is queued or running
-    sock.close()  # as GIMP does when the user presses Cancel: it ends the plug-in
-    deadline = time.monotonic() + 5
-    while "is gone: job cancelled" not in caplog.text and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "client of request gone is gone: job cancelled" in caplog.text
-    assert raw_call(endpoint, [HELLO])[0]["ok"]
+    try:
+        sock.send_multipart([b"", json.dumps(header).encode(), pixels.tobytes()])  # fmt: skip
+        assert sock.poll(10_000)  # the first sign of life: the job is running
+        sock.close()  # as GIMP does when the user presses Cancel: it ends the plug-in
+        deadline = time.monotonic() + 5
+        while "cancelled while running" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "client of request gone is gone: job cancelled" in caplog.text
+        assert "request gone cancelled while running" in caplog.text
+        assert raw_call(endpoint, [HELLO])[0]["ok"]
+    finally:
+        server.stop()
 
 
 # 5 ------------------------------------------------------------ many clients at once
@@ -226,12 +245,14 @@ def test_a_thin_strip_is_colorized_quickly_in_bounded_memory(colorizer, width, h
 
     strip = (np.arange(width * height) % 251).astype(np.uint8).reshape(height, width, 1)
     memory.trim()
+    if not memory.reset_peak():
+        pytest.skip("this kernel cannot reset the peak memory figure")
     before = memory.rss_bytes()
     started = time.perf_counter()
     result = colorizer.colorize(strip).pixels
     elapsed = time.perf_counter() - started
     assert result.shape == (height, width, 3) and elapsed < 10
-    assert memory.peak_rss_bytes() - before < 1_500_000_000 or not memory.reset_peak()
+    assert memory.peak_rss_bytes() - before < 300_000_000  # was 8.3-8.8 GiB
 
 
 # 7 ------------------------------------------------------------ unfinished multipart messages
@@ -288,7 +309,7 @@ def test_models_by_path_only_from_allowed_folders_without_revealing_files(tmp_pa
     for spelling in range(20):  # one file, many spellings: one session
         name = str(allowed / ("./" * spelling) / "mine.onnx")
         assert colorizer.colorize(grey, model=name).model == "mine"
-    assert len(engine._sessions) == 1
+    assert len(engine._runners) == 1
     messages = []
     for name in (str(outside / "mine.onnx"), str(outside / "missing.onnx"), "/etc/passwd"):
         with pytest.raises(ColorizeError) as refused:
@@ -312,7 +333,7 @@ def test_memory_is_released_after_a_large_request(test_manifest):
         baseline = rss_mb(daemon.process.pid)
         large = grey_photo(30)
         client.colorize(large.shape[1], large.shape[0], "gray", large.tobytes())
-        time.sleep(0.5)
+        time.sleep(2.0)  # the daemon hands memory back after a second without work
         after = rss_mb(daemon.process.pid)
     finally:
         daemon.stop()

@@ -76,20 +76,25 @@ def _write_result(image, source, fmt, pixels):
     return layer
 
 
+def _ask(procedure, config):
+    """The procedure's dialog; False when the user cancels it."""
+    from gi.repository import GimpUi
+
+    GimpUi.init("colorize")
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    dialog.fill(None)
+    try:
+        return dialog.run()
+    finally:
+        dialog.destroy()
+
+
 def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
         return _error(procedure, "Select exactly one layer to colorize.")
     source = drawables[0]
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        from gi.repository import GimpUi
-
-        GimpUi.init("colorize")
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
-        dialog.fill(None)
-        if not dialog.run():
-            dialog.destroy()
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        dialog.destroy()
+    if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
     reference = None
     if with_reference:

@@ -19,7 +19,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -118,6 +117,7 @@ class Client(object):
         self.limits = {}
         self.shm_dir = None  # the daemon's folder for shared buffers, when it is on this machine
         self.shared = None  # the shared file of the last result, until release()
+        self.dealer = None  # one socket for lease, colorize and release (reset after a failure)
 
     @property
     def endpoint(self):
@@ -164,21 +164,24 @@ class Client(object):
             "timeout",
         )
 
-    def hello(self, timeout_s=None, retries=0):
-        """Handshake: protocol version and installation; retried (it is idempotent)."""
-        timeout_s = timeout_s or self.config["hello_timeout_s"]
-        message = json.dumps({"v": PROTOCOL_VERSION, "op": "hello"}).encode("utf-8")
+    def _call(self, header, timeout_s, retries=0):
+        """One request and its one reply on a fresh REQ socket (for short, idempotent ones)."""
+        message = json.dumps(dict(header, v=PROTOCOL_VERSION)).encode("utf-8")
         for attempt in range(retries + 1):
             sock = self._socket(zmq.REQ, timeout_s)
             try:
                 sock.send(message)
-                reply = _decode(sock.recv(), self.endpoint)
-                break
+                return _decode(sock.recv(), self.endpoint)
             except zmq.Again:
                 if attempt == retries:
                     raise self._unanswered(timeout_s)
             finally:
                 sock.close()
+
+    def hello(self, timeout_s=None, retries=0):
+        """Handshake: protocol version and installation; retried (it is idempotent)."""
+        timeout_s = timeout_s or self.config["hello_timeout_s"]
+        reply = self._call({"op": "hello"}, timeout_s, retries)
         if reply.get("protocol") != PROTOCOL_VERSION:
             raise BackendError(
                 "The colorize backend speaks protocol v%s but this plug-in needs v%d; re-run "
@@ -323,12 +326,17 @@ class Client(object):
         return reply, result[0]
 
     def _share(self, header, payload, result_size):
-        """Put the pixels in a shared file in the daemon's folder; only the header is sent."""
+        """Put the pixels in a buffer leased from the daemon; only the header is sent."""
         offsets, end = [], 0
         for data in payload:
             offsets.append(end)
             end = _aligned(end + len(data))
-        self.shared = SharedFile(self.shm_dir, end + result_size)
+        lease_id = header["id"] + ".lease"
+        wanted = {"v": PROTOCOL_VERSION, "op": "lease", "id": lease_id, "bytes": end + result_size}
+        self._dealer().send_multipart([b"", json.dumps(wanted).encode("utf-8")])
+        deadline = time.time() + self.config["hello_timeout_s"] + 5
+        lease = self._await(lease_id, None, deadline)[0]
+        self.shared = SharedFile(os.path.join(self.shm_dir, lease["name"]), lease["bytes"])
         for offset, data in zip(offsets, payload):
             self.shared.write(offset, data)
         header["shm"] = {"name": self.shared.name, "image": offsets[0], "result": end}
@@ -337,10 +345,26 @@ class Client(object):
         return [json.dumps(header).encode("utf-8")]
 
     def release(self):
-        """Let go of the last result's shared file (after the result was used)."""
-        if self.shared is not None:
-            self.shared.close()
-            self.shared = None
+        """Hand the last result's shared buffer back (after the result was used); nothing is
+        awaited: should the message be lost, the daemon takes the buffer back by itself."""
+        if self.shared is None:
+            return
+        name, self.shared = self.shared.name, self.shared.close()
+        if self.dealer is not None:
+            message = {"v": PROTOCOL_VERSION, "op": "release", "id": "release", "name": name}
+            self.dealer.send_multipart([b"", json.dumps(message).encode("utf-8")])
+
+    def _dealer(self):
+        if self.dealer is None:
+            self.dealer = self._socket(zmq.DEALER, self.config["hello_timeout_s"])
+            self.dealer.setsockopt(zmq.LINGER, 1000)  # a last release still goes out
+        return self.dealer
+
+    def _reset(self):
+        """After a failure, replies to what was sent must not reach the next request."""
+        if self.dealer is not None:
+            self.dealer.close(0)
+            self.dealer = None
 
     def _request_with_retries(self, frames, request_id, progress):
         """Send the request; a `busy` daemon did not take it, so it is sent again after a
@@ -359,9 +383,12 @@ class Client(object):
             pause = min(pause * 2, 3.0)
 
     def _request(self, frames, request_id, progress, deadline):
-        sock = self._socket(zmq.DEALER, self.config["hello_timeout_s"])
+        self._dealer().send_multipart([b""] + frames, copy=False)
+        return self._await(request_id, progress, deadline)
+
+    def _await(self, request_id, progress, deadline):
+        """The reply to request_id; its progress messages go to progress(stage, done)."""
         try:
-            sock.send_multipart([b""] + frames, copy=False)
             while True:
                 wait = min(self.config["heartbeat_timeout_s"], deadline - time.time())
                 if wait <= 0:
@@ -370,12 +397,12 @@ class Client(object):
                         % self.config["request_timeout_s"],
                         "timeout",
                     )
-                if not sock.poll(int(wait * 1000)):
+                if not self.dealer.poll(int(wait * 1000)):
                     raise self._dead()
-                message = sock.recv_multipart(copy=False)
+                message = self.dealer.recv_multipart(copy=False)
                 header = _decode(message[1].bytes if len(message) > 1 else b"", self.endpoint)
                 if header.get("id") != request_id:
-                    continue
+                    continue  # e.g. the reply to a release
                 if not header.get("ok"):
                     raise _refusal(header)
                 if header.get("op") == "progress":
@@ -383,8 +410,10 @@ class Client(object):
                         progress(header.get("stage", ""), float(header.get("done", 0.0)))
                     continue
                 return header, [frame.buffer for frame in message[2:]]
-        finally:
-            sock.close()
+        except BackendError as exc:
+            if exc.code in ("dead", "timeout", "foreign"):
+                self._reset()
+            raise
 
     def _dead(self):
         started = self.daemon is not None and self.daemon.poll() is not None
@@ -409,16 +438,20 @@ def _aligned(size):
 
 
 class SharedFile(object):
-    """A file in the daemon's shared-buffer folder, mapped into this process."""
+    """A buffer the daemon leased, mapped into this process (its pages already exist)."""
 
-    def __init__(self, folder, size):
-        descriptor, self.path = tempfile.mkstemp(prefix="colorize-", suffix=".buf", dir=folder)
+    def __init__(self, path, size):
+        self.path = path
+        self.name = os.path.basename(path)
         try:
-            os.ftruncate(descriptor, size)
-            self.map = mmap.mmap(descriptor, size)
+            descriptor = os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise BackendError("The colorize backend's shared buffer cannot be opened: %s" % exc)
+        try:
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            self.map = mmap.mmap(descriptor, size, flags=flags)
         finally:
             os.close(descriptor)
-        self.name = os.path.basename(self.path)
 
     def write(self, offset, data):
         self.map[offset : offset + len(data)] = data
@@ -428,12 +461,8 @@ class SharedFile(object):
 
     def close(self):
         try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-        try:
             self.map.close()
-        except BufferError:  # the caller still holds the result: freed when it lets go
+        except BufferError:  # the caller still holds the result: unmapped when it lets go
             pass
 
 
