@@ -32,6 +32,7 @@ import numpy as np
 
 from colorize_backend import __version__
 from colorize_backend.contract import ModelKind, example_inputs, network_size
+from colorize_backend.daemon import TRIM_AFTER_S
 from colorize_backend.engine import Engine, OpenVinoRunner, OrtRunner, available_providers
 from colorize_backend.manifest import ModelEntry
 from colorize_backend.pipeline import Colorizer
@@ -136,7 +137,9 @@ class DaemonUnderTest:
         client.release()
 
     def peak_bytes(self, client, size: tuple[int, int], data: bytes) -> int:
-        """The daemon's peak resident memory during one request, above its level before."""
+        """The daemon's peak resident memory during one request, above its level before (once
+        it has handed back what earlier requests freed)."""
+        time.sleep(TRIM_AFTER_S + 0.5)
         status = Path(f"/proc/{self.process.pid}/status")
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
         before = _kb(status, "VmRSS")
