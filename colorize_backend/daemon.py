@@ -219,6 +219,7 @@ class Daemon:
                 except Exception:  # one bad message or vanished peer must not stop serving
                     LOG.exception("error while handling a message; still serving")
             self._send_heartbeats(front)
+            self._send_heartbeats(front, guard.suspects_to_probe(time.monotonic()))
             guard.tick(self._job_bytes())
             if self.pool is not None:
                 self.pool.trim()

@@ -25,6 +25,8 @@ from zmq.utils.monitor import recv_monitor_message
 from colorize_backend import memory
 
 LOG = logging.getLogger("colorize.guard")
+SUSPECT_S = 1.5  # how long a client whose connection closed keeps being probed
+PROBE_EVERY_S = 0.1
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Guard:
     stall_s: float = 5.0
     connections: dict[int, Connection] = field(default_factory=dict)
     baseline: int = 0
+    suspects: dict[bytes, float] = field(default_factory=dict)  # client -> probe until
+    next_probe: float = 0.0
 
     def __post_init__(self) -> None:
         events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
@@ -69,7 +73,20 @@ class Guard:
                 self._shed_idle()
             return set()
         gone = self.connections.pop(fd, None)
-        return gone.peers if gone else set()
+        peers = gone.peers if gone else set()
+        until = time.monotonic() + SUSPECT_S
+        self.suspects.update(dict.fromkeys(peers, until))
+        return peers
+
+    def suspects_to_probe(self, now: float) -> set[bytes]:
+        """Clients whose connection closed a moment ago, due for another probe: ZeroMQ
+        forgets a closed connection's route on its own thread, so the first probe can
+        still get through; probing for SUSPECT_S more tells a gone client for certain."""
+        self.suspects = {peer: until for peer, until in self.suspects.items() if until > now}
+        if not self.suspects or now < self.next_probe:
+            return set()
+        self.next_probe = now + PROBE_EVERY_S
+        return set(self.suspects)
 
     def on_message(self, frame: zmq.Frame, peer: bytes) -> None:
         """A whole message from peer arrived on this frame's connection."""

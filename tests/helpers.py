@@ -15,6 +15,7 @@ import numpy as np
 
 from colorize_backend.client import DaemonClient
 from colorize_backend.errors import ColorizeError
+from colorize_backend.pipeline import Colorizer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,3 +111,14 @@ def stop_pid(pid: int, timeout_s: float = 20.0) -> None:
                 return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+
+
+class SlowColorizer(Colorizer):
+    """The real pipeline, taking half a second per stage: a job slow enough to walk away from."""
+
+    def colorize(self, *args, progress=lambda stage, done: None, **kwargs):
+        def slowly(stage, done):
+            progress(stage, done)
+            time.sleep(0.5)
+
+        return super().colorize(*args, progress=slowly, **kwargs)

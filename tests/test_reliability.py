@@ -34,7 +34,15 @@ from colorize_backend.errors import ColorizeError
 from colorize_backend.manifest import Manifest
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import Limits
-from tests.helpers import REPO, free_port, loopback_endpoint, raw_call, start_daemon, stop_pid
+from tests.helpers import (
+    REPO,
+    SlowColorizer,
+    free_port,
+    loopback_endpoint,
+    raw_call,
+    start_daemon,
+    stop_pid,
+)
 from tests.onnx_models import write_manifest
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
@@ -169,17 +177,6 @@ def test_a_daemon_that_cannot_bind_is_reported_at_once(test_manifest, tmp_path):
 
 
 # 4 ------------------------------------------------------------ progress, cancel, gone clients
-
-
-class SlowColorizer(Colorizer):
-    """The real pipeline, taking half a second per stage: a job slow enough to walk away from."""
-
-    def colorize(self, *args, progress=lambda stage, done: None, **kwargs):
-        def slowly(stage, done):
-            progress(stage, done)
-            time.sleep(0.5)
-
-        return super().colorize(*args, progress=slowly, **kwargs)
 
 
 def test_a_client_that_goes_away_has_its_job_cancelled(colorizer, caplog):
