@@ -107,6 +107,8 @@ class DaemonClient:
         strength: float = 1.0,
         offsets: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        saturation: float = 1.0,
+        detail_size: int | None = None,
     ) -> tuple[dict[str, Any], np.ndarray]:
         """Colorize an [H, W, C] array (u8, u16 or float32); returns the reply header and the
         result array. on_progress sees each progress message; if it raises, the job is
@@ -115,7 +117,16 @@ class DaemonClient:
         ref = None if reference is None else (_spec(reference, offsets[1]), _bytes(reference))
         request_id = f"py{os.getpid()}.{next(_REQUEST_NUMBERS)}"
         frames = colorize_request(
-            request_id, image, _bytes(pixels), model, ref, reference_mode, strength, progress=True
+            request_id,
+            image,
+            _bytes(pixels),
+            model,
+            ref,
+            reference_mode,
+            strength,
+            progress=True,
+            saturation=saturation,
+            detail_size=detail_size,
         )
         sock = self._socket(zmq.DEALER, self.timeout_s)
         try:

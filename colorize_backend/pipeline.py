@@ -82,6 +82,8 @@ class Colorizer:
         reference: Reference | None = None,
         progress: Callable[[str, float], None] = lambda stage, done: None,
         out: np.ndarray | None = None,
+        saturation: float = 1.0,
+        detail_size: int | None = None,
     ) -> Result:
         """Colorize an [H, W, C] image (C = 1..4; u8, u16 or float32 in [0, 1]) into RGB(A)
         of the same size and sample type.
@@ -90,7 +92,9 @@ class Colorizer:
         through a model trained for it when one is installed, else by model-free steering of
         the automatic prediction. `progress(stage, done)` is called before each step; it may
         raise to abandon the work (a cancelled job). The result goes into `out` when given
-        (e.g. a shared-memory buffer the client reads).
+        (e.g. a shared-memory buffer the client reads). `saturation` scales the result's
+        chroma (painted hint pixels keep theirs); `detail_size` is the short side the network
+        works at, instead of the model's own (smaller: broader context; larger: finer detail).
         """
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype not in SAMPLES:
             raise ValueError("pixels must be [H, W, C], C = 1..4, uint8, uint16 or float32")
@@ -99,7 +103,7 @@ class Colorizer:
         entry = self.choose_model(model, mode)
         progress("preprocess", 0.05)
         started = time.perf_counter()
-        small = network_lightness(pixels, entry.input_size, entry.multiple)
+        small = network_lightness(pixels, detail_size or entry.input_size, entry.multiple)
         hints = self._hints(reference, pixels.shape[:2]) if mode is ReferenceMode.HINTS else None
         started = timings.add("preprocess", started)
         progress("network", 0.3)
@@ -107,7 +111,7 @@ class Colorizer:
         started = timings.add("network", started)
         progress("compose", 0.6)
         exact = hints if hints is not None and strength >= 1.0 else None
-        out = compose(pixels, ab, 1.0 if mode else strength, exact, out)
+        out = compose(pixels, ab, (1.0 if mode else strength) * saturation, exact, out)
         timings.add("postprocess", started)
         return Result(out, entry.name, self.engine.provider_of(entry), timings)
 

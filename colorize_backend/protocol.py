@@ -178,6 +178,8 @@ class ColorizeRequest:
     strength: float
     progress: bool  # the client wants progress messages (and heartbeats)
     shared: SharedPixels | None = None  # pixels in a shared file instead of frames
+    saturation: float = 1.0  # chroma gain on the result, 0..2
+    detail_size: int | None = None  # the network's working size (short side); None: the model's
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
@@ -278,6 +280,22 @@ def _image_spec(raw: Any, what: str, max_pixels: int) -> ImageSpec:
     return ImageSpec(width, height, fmt, (offset[0], offset[1]), sample)
 
 
+def _number(header: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = header.get(name, default)
+    if type(value) not in (int, float) or not low <= value <= high:
+        raise bad_header(f"{name} must be a number in [{low:g}, {high:g}]")
+    return float(value)
+
+
+def _tuning(header: dict[str, Any]) -> tuple[float, int | None]:
+    """Saturation and detail size: how vivid, and at what size the network looks."""
+    saturation = _number(header, "saturation", 1.0, 0.0, 2.0)
+    detail = header.get("detail_size")
+    if detail is not None and (type(detail) is not int or not 64 <= detail <= 2048):
+        raise bad_header("detail_size must be an integer in [64, 2048]")
+    return saturation, detail
+
+
 def _options(header: dict[str, Any]) -> tuple[str | None, ReferenceMode, float, bool]:
     model = header.get("model")
     if model is not None and (not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_CHARS):
@@ -285,9 +303,7 @@ def _options(header: dict[str, Any]) -> tuple[str | None, ReferenceMode, float, 
     mode = header.get("reference_mode", "detect")
     if not isinstance(mode, str) or mode not in WIRE_REFERENCE_MODES:
         raise bad_header(f"reference_mode must be one of {WIRE_REFERENCE_MODES}")
-    strength = header.get("strength", 1.0)
-    if type(strength) not in (int, float) or not 0 <= strength <= 1:
-        raise bad_header("strength must be a number in [0, 1]")
+    strength = _number(header, "strength", 1.0, 0.0, 1.0)
     progress = header.get("progress", False)
     if type(progress) is not bool:
         raise bad_header("progress must be true or false")
@@ -322,11 +338,21 @@ def parse_colorize(
     if header.get("reference") is not None:
         reference = _image_spec(header["reference"], "reference", max_pixels)
     model, mode, strength, progress = _options(header)
+    saturation, detail = _tuning(header)
     if header.get("shm") is not None:
         shared = _shared(header["shm"], reference is not None)
         expect_no_frames(payload, Operation.COLORIZE)
         return ColorizeRequest(
-            request_id, image, model, reference, mode, strength, progress, shared
+            request_id,
+            image,
+            model,
+            reference,
+            mode,
+            strength,
+            progress,
+            shared,
+            saturation,
+            detail,
         )
     expected = 2 if reference else 1
     if len(payload) != expected:
@@ -341,7 +367,9 @@ def parse_colorize(
                 f"{what} claims {spec.width}x{spec.height} {spec.format.value} "
                 f"{spec.sample.value} = {spec.nbytes} bytes but the frame has {len(frame)}",
             )
-    return ColorizeRequest(request_id, image, model, reference, mode, strength, progress)
+    return ColorizeRequest(
+        request_id, image, model, reference, mode, strength, progress, None, saturation, detail
+    )
 
 
 def parse_cancel(header: dict[str, Any], payload: Sequence[Any]) -> str:
@@ -398,6 +426,9 @@ def colorize_request(
     reference_mode: ReferenceMode = ReferenceMode.DETECT,
     strength: float = 1.0,
     progress: bool = False,
+    *,
+    saturation: float = 1.0,
+    detail_size: int | None = None,
 ) -> list:
     """The frames of a colorize request, as the daemon parses them."""
     header: dict[str, Any] = {
@@ -408,9 +439,12 @@ def colorize_request(
         "strength": strength,
         "reference_mode": reference_mode.value,
         "progress": progress,
+        "saturation": saturation,
     }
     if model:
         header["model"] = model
+    if detail_size:
+        header["detail_size"] = detail_size
     frames: list = [pixels]
     if reference is not None:
         header["reference"] = reference[0].to_wire()

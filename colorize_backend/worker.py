@@ -89,6 +89,8 @@ class JobRunner:
                 reference=reference,
                 progress=report,
                 out=inputs.out,
+                saturation=request.saturation,
+                detail_size=request.detail_size,
             )
         except Cancelled:
             LOG.info("request %s cancelled while running", request.request_id)
@@ -119,6 +121,8 @@ class JobRunner:
     @staticmethod
     def _log(request: ColorizeRequest, model: str, provider: str, timings: dict) -> None:
         spec = request.image
+        tuning = [f"detail={request.detail_size}"] if request.detail_size else []
+        tuning += [f"saturation={request.saturation:g}"] if request.saturation != 1.0 else []
         LOG.info(
             "request %s: %dx%d %s/%s %s model=%s provider=%s %s",
             request.request_id,
@@ -129,5 +133,5 @@ class JobRunner:
             "shared" if request.shared else "frames",
             model,
             provider,
-            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in timings.items()),
+            " ".join(tuning + [f"{k}={v * 1000:.0f}ms" for k, v in timings.items()]),
         )

@@ -12,7 +12,7 @@ from colorize_backend.client import CurveKeys, DaemonClient
 from colorize_backend.daemon import Daemon, DaemonConfig, is_loopback
 from colorize_backend.errors import ColorizeError
 from colorize_backend.protocol import Limits
-from tests.helpers import colorize_frames, loopback_endpoint, raw_call
+from tests.helpers import SlowColorizer, colorize_frames, loopback_endpoint, raw_call
 
 HELLO = b'{"v": 2, "op": "hello"}'
 
@@ -22,9 +22,10 @@ def make_daemon(colorizer):
     """Start daemons with given settings; all are stopped at the end of the test."""
     started = []
 
-    def make(**settings) -> str:
+    def make(slow: bool = False, **settings) -> str:
         endpoint = loopback_endpoint()
-        server = Daemon(colorizer, DaemonConfig(endpoint=endpoint, **settings))
+        used = SlowColorizer(colorizer.manifest, colorizer.engine) if slow else colorizer
+        server = Daemon(used, DaemonConfig(endpoint=endpoint, **settings))
         server.start()
         started.append(server)
         return endpoint
@@ -72,6 +73,17 @@ def test_high_bit_depth_in_and_out(daemon, photo, dtype):
     header, result = DaemonClient(daemon).colorize(pixels)
     assert header["sample"] == ("u16" if dtype == np.uint16 else "f32")
     assert result.dtype == dtype and result.shape == photo.shape[:2] + (3,)
+
+
+def test_saturation_and_detail_size_travel_with_the_request(daemon, photo):
+    client = DaemonClient(daemon)
+    _, plain = client.colorize(photo[..., :1])
+    _, grey = client.colorize(photo[..., :1], saturation=0.0)
+    _, vivid = client.colorize(photo[..., :1], saturation=2.0, detail_size=96)
+    chroma = [np.ptp(result.astype(int), axis=-1).mean() for result in (grey, plain, vivid)]
+    assert chroma[0] <= 1 < chroma[1] < chroma[2]
+    with pytest.raises(ColorizeError, match="detail_size"):
+        client.colorize(photo[..., :1], detail_size=20)
 
 
 def test_progress_messages_come_before_the_result(daemon, photo):
@@ -161,7 +173,8 @@ def test_full_queue_answers_busy(make_daemon, photo):
 
 
 def test_a_queued_job_can_be_cancelled(make_daemon, photo):
-    endpoint = make_daemon(workers=1, limits=Limits(queue_size=4, max_queued_per_client=4))
+    limits = Limits(queue_size=4, max_queued_per_client=4)
+    endpoint = make_daemon(slow=True, workers=1, limits=limits)  # "first" runs for 1.5 s
     sock = dealer(endpoint)
     for name in ("first", "second"):
         sock.send_multipart([b""] + colorize_frames(photo[..., :1], id=name))
