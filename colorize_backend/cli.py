@@ -7,11 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from colorize_backend import __version__
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
 from colorize_backend.reference import ReferenceMode
@@ -58,54 +59,67 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.reference or args.hints:
         mode = ReferenceMode.HINTS if args.hints else ReferenceMode.parse(args.reference_mode)
         reference = Reference(read_photo(Path(args.hints or args.reference)).pixels, mode)
-    options = {"model": args.model, "strength": args.strength, "reference": reference}
+    options = {
+        "model": args.model,
+        "strength": args.strength,
+        "reference": reference,
+        "saturation": args.saturation,
+        "detail_size": args.detail_size,
+    }
     write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
     batch.run(tasks, batch.colorize_photos(colorizer, options), write, summary)
     return batch.report(summary, len(inputs))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from colorize_backend.lifecycle import user_models_dir
+    from colorize_backend.manifest import user_models
+
     colorizer = make_colorizer(args)
     manifest = colorizer.manifest
-    rows = []
-    for entry in manifest.entries.values():
-        size = f"{entry.path.stat().st_size / 1e6:.1f} MB" if entry.path.exists() else "missing"
-        provider = colorizer.engine.provider_of(entry) if entry.path.exists() else "-"
-        default = "*" if entry.name == manifest.default else " "
-        rows.append(
-            (
-                f"{default}{entry.name}",
-                entry.kind.value,
-                f"{entry.input_size}px",
-                size,
-                provider,
-                entry.description,
-            )
-        )
+    own, problems = user_models(user_models_dir())
+    rows = [model_row(colorizer, entry) for entry in manifest.entries.values()]
+    rows += [dict(model_row(colorizer, entry), path=str(entry.path)) for entry in own]
+    for problem in problems:
+        LOG.warning("%s (in %s)", problem, user_models_dir())
     if args.json:
-        print(
-            json.dumps(
-                [
-                    dict(zip(("name", "kind", "input", "size", "provider", "description"), r))
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(rows, indent=2))
         return 0
-    widths = [
-        max(len(r[i]) for r in rows + [("NAME", "KIND", "INPUT", "SIZE", "PROVIDER", "")])
-        for i in range(5)
+    table = [(" NAME", "KIND", "INPUT", "SIZE", "RUNTIME", "DESCRIPTION")] + [
+        (
+            ("*" if r["default"] else " ") + str(r["name"]),
+            str(r["kind"]),
+            f"{r['input_size']}px",
+            f"{r['size_mb']} MB" if r["size_mb"] is not None else "missing",
+            str(r["runtime"] or "-"),
+            str(r.get("path") or r["description"]),
+        )
+        for r in rows
     ]
-    for row in [(" NAME", "KIND", "INPUT", "SIZE", "PROVIDER", "DESCRIPTION")] + rows:
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)), row[5])
     return 0
+
+
+def model_row(colorizer: Colorizer, entry: ModelEntry) -> dict[str, Any]:
+    """What `models` tells about one model; `runtime` is where it runs here."""
+    present = entry.path.exists()
+    return {
+        "name": entry.name,
+        "default": entry.name == colorizer.manifest.default,
+        "kind": entry.kind.value,
+        "input_size": entry.input_size,
+        "size_mb": round(entry.path.stat().st_size / 1e6, 1) if present else None,
+        "runtime": colorizer.engine.provider_of(entry) if present else None,
+        "description": entry.description,
+    }
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from colorize_backend.doctor import diagnose
 
-    problems = diagnose(Path(args.manifest), args.endpoint)
+    problems = diagnose(Path(args.manifest), args.endpoint, args.json)
     return 1 if problems else 0
 
 
@@ -219,6 +233,14 @@ def add_colorize_command(sub) -> None:
         "--strength", type=number_in(0, 1), default=1.0, help="how much colour, 0..1"
     )
     colorize.add_argument(
+        "--saturation", type=number_in(0, 2), default=1.0, help="chroma gain, 0..2 (1: as is)"
+    )
+    colorize.add_argument(
+        "--detail-size",
+        type=number_in(64, 2048, int),
+        help="short side the network works at (default: the model's own)",
+    )
+    colorize.add_argument(
         "--format",
         choices=("png", "jpg", "tif", "webp"),
         default="png",
@@ -243,6 +265,7 @@ def add_inspection_commands(sub) -> None:
 
     doctor = sub.add_parser("doctor", help="report what is installed and what is wrong")
     doctor.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
+    doctor.add_argument("--json", action="store_true", help="the report as JSON")
     doctor.set_defaults(func=cmd_doctor)
 
     bench = sub.add_parser("bench", help="time the network, the pipeline and the daemon")
@@ -269,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet = args.command != "serve"  # only the daemon's log is of interest as it runs
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, TiffImagePlugin
 
 from colorize_backend.errors import ColorizeError, ErrorCode
 
@@ -87,7 +87,7 @@ def _decode(image: Image.Image, data: bytes) -> Photo:
     if image.format == "PNG" and _png_is_16_bit_colour(data):
         pixels = _upright(imagecodecs.png_decode(data), exif.get(ORIENTATION, 1))
         notes.append("16-bit colour PNG")
-    elif image.format == "TIFF" and image.mode not in _PILLOW_EXACT:
+    elif image.format == "TIFF" and not _pillow_reads_exactly(image):
         pixels, icc, dpi = _tiff(data)
         pixels = _upright(pixels, exif.get(ORIENTATION, 1))
         notes.append(f"{pixels.dtype} TIFF")
@@ -101,6 +101,15 @@ def _decode(image: Image.Image, data: bytes) -> Photo:
 
 
 _PILLOW_EXACT = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"}
+
+
+def _pillow_reads_exactly(tiff: Image.Image) -> bool:
+    """Pillow reads 16-bit colour TIFFs as 8-bit RGB: those go to tifffile."""
+    if not isinstance(tiff, TiffImagePlugin.TiffImageFile):
+        return True
+    bits = tiff.tag_v2.get(258, (8,))  # BitsPerSample
+    deep_colour = tiff.mode in ("RGB", "RGBA") and max(bits) > 8
+    return tiff.mode in _PILLOW_EXACT and not deep_colour
 
 
 def _pillow_pixels(image: Image.Image, notes: list[str]) -> np.ndarray:
@@ -155,8 +164,9 @@ def _tiff(data: bytes) -> tuple[np.ndarray, bytes | None, tuple | None]:
 
 def _to_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:
     """Convert pixels described by an ICC profile into sRGB (alpha is kept as it is)."""
-    colour = pixels[..., :1] if pixels.shape[2] <= 2 else pixels[..., :3]
-    space = "gray" if colour.shape[2] == 1 else "rgb"
+    grey = pixels.shape[2] <= 2
+    colour = pixels[..., 0] if grey else pixels[..., :3]  # LittleCMS wants grey as [H, W]
+    space = "gray" if grey else "rgb"
     try:
         converted = imagecodecs.cms_transform(
             np.ascontiguousarray(colour), icc, SRGB, colorspace=space, outcolorspace="rgb"

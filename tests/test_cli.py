@@ -84,14 +84,20 @@ def test_models_lists_kind_size_and_provider(test_manifest):
     done = cli(test_manifest, "models", "--json")
     assert done.returncode == 0, done.stderr
     (entry,) = json.loads(done.stdout)
-    assert entry["name"] == "*linear" and entry["kind"] == "auto"
-    assert entry["provider"] == "CPUExecutionProvider" and entry["size"].endswith("MB")
+    assert entry["name"] == "linear" and entry["default"] and entry["kind"] == "auto"
+    assert entry["runtime"] in ("CPUExecutionProvider", "OpenVINO (CPU)") and entry["size_mb"] >= 0
+    table = cli(test_manifest, "models")
+    assert table.stdout.startswith(" NAME") and table.stderr == ""  # no log lines before it
 
 
 def test_doctor_reports_corrupted_model(test_manifest, tmp_path):
     healthy = cli(test_manifest, "doctor", "--endpoint", "tcp://127.0.0.1:9")
     assert healthy.returncode == 0, healthy.stdout
-    assert "onnxruntime providers: CPUExecutionProvider" in healthy.stdout
+    assert "runtimes, tried in this order: CPUExecutionProvider" in healthy.stdout
+    as_json = json.loads(
+        cli(test_manifest, "doctor", "--json", "--endpoint", "tcp://127.0.0.1:9").stdout
+    )
+    assert as_json["problems"] == [] and any("numba" in c["text"] for c in as_json["checks"])
     manifest = json.loads(test_manifest.read_text())
     manifest["models"][0]["sha256"] = "0" * 64
     broken = tmp_path / "manifest.json"
