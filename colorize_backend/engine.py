@@ -27,14 +27,29 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import onnxruntime as ort
 import platformdirs
+
+try:
+    import onnxruntime as ort
+except ModuleNotFoundError as missing:  # installed without its runtime extra
+    raise ModuleNotFoundError(
+        "no ONNX runtime is installed: pip install 'gimp-colorize[cpu]' "
+        "(or 'gimp-colorize[gpu]' on a machine with an NVIDIA GPU)",
+        name="onnxruntime",
+    ) from missing
 
 from colorize_backend.contract import OUTPUT, example_inputs
 from colorize_backend.manifest import ModelEntry
 
 LOG = logging.getLogger("colorize.engine")
-PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# GPUs first (NVIDIA, then DirectML on Windows, then Core ML on macOS), the CPU last; an
+# onnxruntime build offers only some of them. OpenVINO runs as its own runtime (below).
+PREFERRED_PROVIDERS = (
+    "CUDAExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "CPUExecutionProvider",
+)
 OPENVINO = "OpenVINO (CPU)"
 MATCH_TOLERANCE = 0.01  # a*b* units: far below what anyone could see
 
@@ -67,15 +82,17 @@ class OrtRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(entry.path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
+        names = [o.name for o in self.session.get_outputs()]
+        self.output = OUTPUT if OUTPUT in names else names[0]
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.provider != "CUDAExecutionProvider":
-            (ab,) = self.session.run([OUTPUT], inputs)
-            return ab[0]
+        """The graph's (first) output for batch item 0."""
+        if self.provider != "CUDAExecutionProvider":  # DirectML and Core ML copy by themselves
+            return self.session.run([self.output], inputs)[0][0]
         binding = self.session.io_binding()  # inputs copied to the GPU once, output kept there
         for name, array in inputs.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        binding.bind_output(OUTPUT, "cuda")
+        binding.bind_output(self.output, "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0][0]
 
@@ -154,6 +171,8 @@ def _compare(entry: ModelEntry, ort_runner: OrtRunner, candidate: OpenVinoRunner
     inputs["L"][:] = np.linspace(0, 100, inputs["L"].size, dtype=np.float32).reshape(
         inputs["L"].shape
     )
+    if entry.adapter is not None:
+        inputs = entry.adapter.inputs(inputs["L"])
     difference = float(np.abs(candidate.run(inputs) - ort_runner.run(inputs)).max())
     ort_time = median_seconds(lambda: ort_runner.run(inputs), 5)
     ov_time = median_seconds(lambda: candidate.run(inputs), 5)
@@ -226,4 +245,7 @@ class Engine:
 
     def run(self, entry: ModelEntry, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Run a model on its contract inputs (batch 1); returns its ab output [2, h', w']."""
-        return self.runner(entry).run(inputs)
+        runner = self.runner(entry)
+        if entry.adapter is not None:
+            return entry.adapter.run(runner.run, inputs)
+        return runner.run(inputs)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorize_backend.adapters import Adapter, detect
 from colorize_backend.contract import ModelKind, kind_of_inputs
 from colorize_backend.errors import ColorizeError, ErrorCode
 
@@ -25,6 +26,7 @@ class ModelEntry:
     sha256: str | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    adapter: Adapter | None = None  # a graph outside the contract, adapted to it
 
 
 class ManifestError(ColorizeError):
@@ -165,12 +167,40 @@ def entry_from_dict(raw: dict[str, Any], base: Path) -> ModelEntry:
         raise ManifestError(f"manifest entry {raw!r} lacks {exc}") from None
 
 
+def user_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
+    """The ONNX colorizers a user put in a folder, and why any of them cannot be used."""
+    entries, problems = [], []
+    for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+        try:
+            entries.append(user_model(path.resolve()))
+        except ManifestError as exc:
+            problems.append(str(exc))
+    return entries, problems
+
+
 def user_model(path: Path) -> ModelEntry:
-    """A user's own ONNX colorizer; its kind is read from its input names (the contract)."""
+    """A user's own ONNX colorizer: its kind read from its input names (the contract), or an
+    adapter for a graph that takes a grey RGB image (see adapters.py)."""
     import onnxruntime as ort
 
-    inputs = [i.name for i in ort.InferenceSession(str(path)).get_inputs()]
-    kind = kind_of_inputs(inputs)
-    if kind is None:
-        raise ManifestError(f"{path}: inputs {sorted(inputs)} do not follow the model contract")
-    return ModelEntry(name=path.stem, path=path, kind=kind, input_size=256, multiple=32)
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # not ONNX, or an operator this onnxruntime lacks
+        raise ManifestError(f"{path.name} cannot be loaded as an ONNX model: {exc}") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    kind = kind_of_inputs(i.name for i in inputs)
+    if kind is not None:
+        described = f"your own {kind.value} model"
+        return ModelEntry(path.stem, path, kind, 256, 32, description=described)
+    adapter = detect(inputs, outputs)
+    if adapter is None:
+        names = sorted(i.name for i in inputs)
+        raise ManifestError(
+            f"{path.name}: inputs {names} follow neither the model contract nor a known "
+            "colorizer export (a grey RGB image in, a*b* or RGB out); see docs/models.md"
+        )
+    size = adapter.size[0] if adapter.size else 256
+    described = f"your own model, through the {adapter.kind.value} adapter"
+    return ModelEntry(
+        path.stem, path, ModelKind.AUTO, size, 32, description=described, adapter=adapter
+    )

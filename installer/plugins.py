@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from installer.endpoint import DEFAULT_ENDPOINT, is_local
@@ -25,12 +26,35 @@ def plugin_config(layout: Layout, endpoint: str, flatpak: bool = False) -> dict:
     log_file = str(state_dir() / "daemon.log")
     launcher = [str(layout.launcher), "serve", "--endpoint", endpoint, "--log-file", log_file]
     launcher += ["--idle-timeout", str(IDLE_MINUTES)]
+    models, default = installed_models(layout)
     return {
         "endpoint": endpoint,
         "launcher": ["flatpak-spawn", "--host", *launcher] if flatpak else launcher,
         "backend_prefix": str(layout.venv),
         "log_file": log_file,
+        "models": models,  # what the GIMP dialog offers in its Model list
+        "default_model": default,
     }
+
+
+def installed_models(layout: Layout) -> tuple[list[dict], str | None]:
+    """Name, kind, description and working size of each model the backend offers (shipped,
+    and the user's own in ~/.local/share/gimp-colorize/models: those by path), and the
+    default; asked of the backend itself, so that the GIMP list is what the daemon serves."""
+    listed = subprocess.run(
+        [str(layout.python), "-m", "colorize_backend.cli", "models", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        raise RuntimeError(f"the backend cannot list its models: {listed.stderr.strip()[-300:]}")
+    models, default = [], None
+    for row in json.loads(listed.stdout):
+        models.append({k: row.get(k) for k in ("name", "kind", "description", "input_size")})
+        if row.get("path"):
+            models[-1]["path"] = row["path"]  # the daemon takes the user's models by path
+        if row.get("default"):
+            default = row["name"]
+    return models, default
 
 
 def merged_config(path: Path, fresh: dict) -> dict:

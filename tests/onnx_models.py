@@ -104,3 +104,41 @@ def write_manifest(folder: Path, guided: bool = False) -> Path:
     ]
     manifest.write_text(json.dumps({"version": 1, "default": "linear", "models": entries}))
     return manifest
+
+
+def write_rgb_to_ab_model(path: Path, size: int | None = None) -> Path:
+    """Shaped like DDColor's export: `input` [N, 3, H, W] RGB in 0..1 → `output` [N, 2, H, W].
+    a* = 60·(mean - 0.5), b* = -40·(mean - 0.5): warm lights, blue shadows."""
+    dims = ["N", 3, size or "H", size or "W"]
+    nodes = [helper.make_node("Conv", ["input", "weight", "bias"], ["output"])]
+    weights = [
+        _const("weight", [[[[20.0]], [[20.0]], [[20.0]]], [[[-40 / 3]], [[-40 / 3]], [[-40 / 3]]]]),
+        _const("bias", [-30.0, 20.0]),
+    ]
+    graph = helper.make_graph(
+        nodes, "rgb_to_ab", [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 2, size or "H",
+                                                                       size or "W"])],
+        weights,
+    )  # fmt: skip
+    return _save_graph(graph, path)
+
+
+def write_rgb_to_rgb_model(path: Path) -> Path:
+    """Shaped like DeOldify's export: RGB in → RGB out, here tinted warm (R up, B down)."""
+    nodes = [helper.make_node("Mul", ["input", "tint"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "rgb_to_rgb",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [_const("tint", np.array([1.15, 1.0, 0.75], np.float32).reshape(1, 3, 1, 1))],
+    )  # fmt: skip
+    return _save_graph(graph, path)
+
+
+def _save_graph(graph, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -19,6 +19,10 @@ from colorize_backend.errors import ColorizeError
 from installer.layout import Layout
 from installer.pyzmq_vendor import ensure_pyzmq
 from tests.helpers import REPO, loopback_endpoint
+from tests.onnx_models import write_linear_auto_model, write_rgb_to_ab_model
+
+sys.path.insert(0, str(REPO / "plugin" / "colorize"))
+from colorize_client import Client, load_config  # noqa: E402
 
 
 def raw_hello(endpoint: str) -> dict | None:
@@ -40,6 +44,11 @@ def home(tmp_path_factory):
         ".var/app/org.gimp.GIMP/config/GIMP/3.0",
     ):
         (home / profile).mkdir(parents=True)
+    own_models = home / ".local/share/gimp-colorize/models"  # the user's own colorizers
+    own_models.mkdir(parents=True)
+    write_linear_auto_model(own_models / "my-colorizer.onnx")
+    write_rgb_to_ab_model(own_models / "ddcolor-export.onnx", size=64)
+    (own_models / "broken.onnx").write_bytes(b"not a model")
     return home
 
 
@@ -137,6 +146,32 @@ def test_check_probes_the_configured_endpoint(installed):
     home, endpoint, _, _ = installed
     check = install(home, "--check")
     assert f"no daemon answering at {endpoint}" in check.stdout
+
+
+def test_your_own_models_are_offered_in_gimp_and_served_by_path(installed):
+    home, endpoint, _, _ = installed
+    plugin_folder = home / ".config/GIMP/2.10/plug-ins/colorize_gimp2"  # (3.0's has a CURVE key)
+    config = json.loads((plugin_folder / "colorize-config.json").read_text())
+    offered = {model["name"]: model for model in config["models"]}
+    own = home / ".local/share/gimp-colorize/models"
+    assert offered["my-colorizer"]["path"] == str(own / "my-colorizer.onnx")
+    assert "rgb-to-ab adapter" in offered["ddcolor-export"]["description"]
+    assert "broken" not in offered and "fusion-effnet" in offered
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    daemon = subprocess.Popen(config["launcher"], env=dict(env, HOME=str(home)))
+    try:
+        deadline = time.time() + 60
+        while raw_hello(endpoint) is None:
+            assert daemon.poll() is None and time.time() < deadline
+        client = Client(load_config(str(plugin_folder / "colorize-config.json")))
+        grey = bytes(range(256)) * 64
+        for name in ("my-colorizer", "ddcolor-export"):
+            reply, _ = client.colorize(128, 128, "gray", grey, model=name)
+            assert reply["model"] == name
+        client.release()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
 
 
 def test_uninstall_stops_the_daemon_and_removes_what_it_wrote_only(installed):
