@@ -102,3 +102,7 @@ def test_gimpfu_entry_registers_and_colorizes(python, daemon, photo, tmp_path):
     assert failure["layers"] == ["Photo"] and failure["base_type"] == 1  # still grey, untouched
     assert "undo_start" not in failure["events"]
     assert any(e.startswith("message: ") for e in failure["events"])
+
+    sixteen = facts["runs"]["sixteen-bit"]  # GIMP 2.10's pixel regions: 8-bit only here
+    assert sixteen["layers"] == ["Photo"] and sixteen["source_unchanged"]
+    assert any("Image > Precision" in e for e in sixteen["events"])

@@ -15,10 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 
-from colorize_backend.color import lightness_from_u8, rgb_to_lab
+from colorize_backend.color import lightness_from_u8, lightness_of, rgb_to_lab
+from colorize_backend.manifest import Manifest
 from colorize_backend.shm import shm_dir
 from installer.layout import Layout
 from installer.plugins import install_plugins
@@ -87,6 +89,7 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
     work.mkdir(parents=True)
     shutil.copy(REPO / "samples/sample.jpg", work / "photo.jpg")
     shutil.copy(REPO / "tests/gimp/drive_colorize.py", work / "drive.py")
+    (work / "adobe.icc").write_bytes(imagecodecs.cms_profile("adobergb"))
     params = {
         "cases": cases,
         "hint_dots": HINT_DOTS,
@@ -136,12 +139,15 @@ def pixels(facts: dict, case: str, name: str) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(layer["height"], layer["width"], 4)
 
 
+CASES = ["auto", "reference", "sixteen", "selection", "profile", "variants", "detail", "all"]
+
+
 @pytest.fixture(scope="module")
 def gimp_run(chroot, installed):
-    return run_gimp(chroot, ["auto", "reference"])
+    return run_gimp(chroot, CASES)
 
 
-@pytest.mark.parametrize("case", ["auto", "reference"])
+@pytest.mark.parametrize("case", ["auto", "reference", "sixteen", "selection", "profile"])
 def test_new_layer_above_source_with_same_geometry(gimp_run, case):
     facts = gimp_run[case]
     assert facts["status"] == "success", facts["error"]
@@ -176,6 +182,82 @@ def test_painted_hint_dots_come_out_in_their_colours(gimp_run):
         want = rgb_to_lab(np.array(colour, np.float32) / 255)[1:]
         cosine = got @ want / (np.linalg.norm(got) * np.linalg.norm(want))
         assert cosine > 0.9 and np.linalg.norm(got) > 10, (colour, got, want)
+
+
+def test_a_16_bit_image_gets_a_16_bit_result_that_keeps_its_lightness(gimp_run):
+    facts = gimp_run["sixteen"]
+    assert facts["status"] == "success", facts["error"]
+    assert facts["precision"] == "u16-non-linear"
+    work = Path(gimp_run["_work"])
+    height, width = facts["result"]["height"], facts["result"]["width"]
+    source = np.frombuffer((work / "sixteen-source.u16").read_bytes(), "<u2").reshape(
+        height, width, 1
+    )
+    result = np.frombuffer((work / "sixteen-result.u16").read_bytes(), "<u2")
+    result = result.reshape(height, width, 3)
+    assert (source % 257 != 0).mean() > 0.9  # the source really uses the 16-bit steps
+    assert (result % 257 != 0).mean() > 0.9  # and so does the result: not an 8-bit layer
+    unclipped = (result > 0).all(-1) & (result < 65535).all(-1)
+    delta = np.abs(lightness_of(source) - lightness_of(result))[unclipped]
+    assert unclipped.mean() > 0.5 and delta.mean() < 0.05
+
+
+def test_a_selection_masks_the_result_with_its_feathering(gimp_run):
+    facts = gimp_run["selection"]
+    assert facts["status"] == "success", facts["error"] and facts["result_has_mask"]
+    work = Path(gimp_run["_work"])
+    mask = np.frombuffer((work / "selection-result.mask").read_bytes(), np.uint8)
+    selection = np.frombuffer((work / "selection-selection.mask").read_bytes(), np.uint8)
+    image_w = facts["result"]["width"] + 40  # the image is the layer plus the margins
+    shape = (facts["result"]["height"], facts["result"]["width"])
+    x0, y0 = SOURCE_OFFSET
+    selection = selection.reshape(-1, image_w)[y0 : y0 + shape[0], x0 : x0 + shape[1]]
+    mask = mask.reshape(shape)
+    assert np.abs(mask.astype(int) - selection).max() <= 1
+    soft = (mask > 0) & (mask < 255)
+    assert soft.sum() > 100  # feathered edges kept, not a hard cut
+
+
+def test_the_image_profile_is_honoured_and_kept(gimp_run):
+    facts = gimp_run["profile"]
+    assert facts["status"] == "success", facts["error"]
+    adobe = (Path(gimp_run["_work"]) / "adobe.icc").read_bytes()
+    assert bytes.fromhex(facts["profile"]) == adobe  # the image keeps its own profile
+    before = pixels(gimp_run, "profile", "source_after")[..., :3]
+    result = pixels(gimp_run, "profile", "result")[..., :3]
+    unclipped = (result > 0).all(-1) & (result < 255).all(-1)
+    delta = np.abs(lightness_from_u8(before) - lightness_from_u8(result))[unclipped]
+    assert delta.mean() < 1.0
+
+
+def test_the_dialog_offers_the_installed_models_and_variants(gimp_run):
+    assert gimp_run["model_choices"][0] == "default"
+    automatic = {e.name for e in Manifest.load().entries.values() if e.kind.value == "auto"}
+    assert set(gimp_run["model_choices"][1:]) == automatic  # guided models need a reference
+    variants = [n for n in gimp_run["variants"]["layers_after"] if "(colorized: " in n]
+    assert len(variants) == 3 and len(set(variants)) == 3
+
+
+def test_detail_size_and_saturation_reach_the_daemon(gimp_run, live_daemon):
+    default = Manifest.load()
+    assert gimp_run["detail_size_default"] == default.entries[default.default].input_size
+    assert gimp_run["detail"]["status"] == "success", gimp_run["detail"]["error"]
+    auto = pixels(gimp_run, "auto", "result")[..., :3].astype(int)
+    detail = pixels(gimp_run, "detail", "result")[..., :3].astype(int)
+    chroma = [np.ptp(result, axis=-1).mean() for result in (auto, detail)]
+    assert chroma[1] > chroma[0] * 1.2  # saturation 1.5 at another working size
+    log = live_daemon.log.read_text()
+    assert "detail=96 saturation=1.5" in log
+    assert log.count("detail=") == 1  # left at its default, each model works at its own
+
+
+def test_colorize_all_layers_colorizes_each_layer(gimp_run):
+    facts = gimp_run["all"]
+    assert facts["status"] == "success", facts["error"]
+    results = [n for n in facts["layers_after"] if n.endswith("(colorized)")]
+    source = facts["source_before"]["name"]
+    assert sorted(results) == sorted([f"{source} (colorized)", "Second (colorized)"])
+    assert facts["layers_after"].index("Second (colorized)") == 0  # above its own source
 
 
 def test_the_pixels_travel_through_shared_memory(gimp_run, live_daemon):

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 # -*- coding: utf-8 -*-
-"""GIMP 3 entry: Filters > Colorize > Auto Colorize… and Colorize from Reference….
+"""GIMP 3 entry: Filters > Colorize > Auto Colorize…, Colorize from Reference… and
+Colorize All Layers….
 
-Reads the layer through its GEGL buffer, asks the colorize daemon for colour,
-and writes the answer into a NEW layer directly above the source, inside one
-undo group. Everything that can fail happens before the image is touched.
+Reads each layer through its GEGL buffer at the image's own precision (8-bit, 16-bit or
+float; GEGL converts from the image's colour profile), asks the colorize daemon for
+colour, and writes every result into a NEW layer directly above its source, at the same
+precision, masked by the selection when there is one — all results of an image in one
+undo step. Everything that can fail (the daemon's work) happens before the image is
+touched.
 """
 
+import gettext
 import os
 import sys
 
@@ -17,12 +22,18 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from colorize_client import BackendError, Client  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from colorize_client import BackendError, Client, load_config  # noqa: E402
+
+_ = gettext.translation("gimp-colorize", os.path.join(HERE, "locale"), fallback=True).gettext
 
 AUTO_PROC = "plug-in-colorize-auto"
 REFERENCE_PROC = "plug-in-colorize-reference"
-GEGL_FORMATS = {"rgb": "R'G'B' u8", "rgba": "R'G'B'A u8", "gray": "Y' u8", "graya": "Y'A u8"}
+ALL_PROC = "plug-in-colorize-all"
+BABL_CHANNELS = {"gray": "Y'", "graya": "Y'A", "rgb": "R'G'B'", "rgba": "R'G'B'A"}
+BABL_SAMPLES = {"u8": "u8", "u16": "u16", "f32": "float"}
+VARIANT_SATURATIONS = (1.0, 1.3, 0.75, 1.6)
 
 
 def _error(procedure, message):
@@ -32,48 +43,56 @@ def _error(procedure, message):
     )
 
 
-def _read_layer(layer):
-    """(width, height, protocol format, bytes, offsets) of a layer in its own channel layout."""
+def _sample_of(image):
+    """The protocol's sample type for an image's precision (GEGL converts to it)."""
+    nick = image.get_precision().value_nick
+    return "u8" if nick.startswith("u8") else "u16" if nick.startswith("u16") else "f32"
+
+
+def _babl(fmt, sample):
+    return BABL_CHANNELS[fmt] + " " + BABL_SAMPLES[sample]
+
+
+def _read_layer(layer, sample):
+    """(width, height, protocol format, bytes, offsets, sample) of a layer's pixels."""
     grey = layer.is_gray()
-    fmt = (
-        ("graya" if layer.has_alpha() else "gray")
-        if grey
-        else ("rgba" if layer.has_alpha() else "rgb")
-    )
+    alpha = layer.has_alpha()
+    fmt = ("graya" if alpha else "gray") if grey else ("rgba" if alpha else "rgb")
     width, height = layer.get_width(), layer.get_height()
     rect = Gegl.Rectangle.new(0, 0, width, height)
-    data = layer.get_buffer().get(rect, 1.0, GEGL_FORMATS[fmt], Gegl.AbyssPolicy.CLAMP)
+    data = layer.get_buffer().get(rect, 1.0, _babl(fmt, sample), Gegl.AbyssPolicy.CLAMP)
     _, off_x, off_y = layer.get_offsets()
-    return width, height, fmt, bytes(data), (off_x, off_y)
+    return width, height, fmt, bytes(data), (off_x, off_y), sample
 
 
-def _write_result(image, source, fmt, pixels):
-    """Insert the colorized pixels as a new layer above source; one undo step."""
+def _insert_result(image, source, result, masked):
+    """A new layer above source holding one result; masked by the selection if asked."""
+    name, fmt, sample, pixels = result
     width, height = source.get_width(), source.get_height()
     _, off_x, off_y = source.get_offsets()
+    layer_type = Gimp.ImageType.RGBA_IMAGE if fmt == "rgba" else Gimp.ImageType.RGB_IMAGE
+    layer = Gimp.Layer.new(image, name, width, height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+    layer.set_offsets(off_x, off_y)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, width, height), _babl(fmt, sample), pixels)
+    buffer.flush()
+    layer.update(0, 0, width, height)
+    if masked:  # as GIMP's own filters: only the selection changes, feathering kept
+        layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+    return layer
+
+
+def _write_results(image, results):
+    """Every (source, result) of one image as new layers, in one undo step."""
+    masked = not Gimp.Selection.is_empty(image)
     image.undo_group_start()
     try:
         if image.get_base_type() != Gimp.ImageBaseType.RGB:
             image.convert_rgb()  # a grayscale image cannot hold a colour layer
-        layer_type = Gimp.ImageType.RGBA_IMAGE if fmt == "rgba" else Gimp.ImageType.RGB_IMAGE
-        layer = Gimp.Layer.new(
-            image,
-            source.get_name() + " (colorized)",
-            width,
-            height,
-            layer_type,
-            100.0,
-            Gimp.LayerMode.NORMAL,
-        )
-        image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
-        layer.set_offsets(off_x, off_y)
-        buffer = layer.get_buffer()
-        buffer.set(Gegl.Rectangle.new(0, 0, width, height), GEGL_FORMATS[fmt], pixels)
-        buffer.flush()
-        layer.update(0, 0, width, height)
+        return [_insert_result(image, source, result, masked) for source, result in results]
     finally:
         image.undo_group_end()
-    return layer
 
 
 def _ask(procedure, config):
@@ -89,65 +108,165 @@ def _ask(procedure, config):
         dialog.destroy()
 
 
+def _show_progress(share, done_before):
+    """The daemon's stages move GIMP's progress bar within this layer's share of it."""
+
+    def show(stage, done):
+        Gimp.progress_set_text(_("Colorizing: %s") % stage)
+        Gimp.progress_update(done_before + share * done)
+
+    return show
+
+
+def _detail_size(config):
+    """The dialog's detail size; left at its default (the default model's own working size),
+    each model works at its own."""
+    chosen = config.get_property("detail-size")
+    return None if chosen == config.find_property("detail-size").default_value else chosen
+
+
+def _settings(config, with_reference):
+    model = config.get_property("model")
+    return {
+        "model": None if model == "default" else model,
+        "strength": config.get_property("strength"),
+        "saturation": config.get_property("saturation"),
+        "detail_size": _detail_size(config),
+        "reference_mode": config.get_property("reference-mode") if with_reference else "detect",
+    }
+
+
+def _variants(settings, count, installed, default):
+    """count (settings, label) pairs: the chosen model, then the other installed automatic
+    models, then the chosen model at other saturations."""
+    first = settings["model"] or default
+    models = [settings["model"]] + [m for m in installed if m != first]
+    variants = []
+    for index in range(count):
+        saturation = settings["saturation"]
+        if index < len(models):
+            model = models[index]
+        else:
+            model = settings["model"]
+            saturation = min(2.0, saturation * VARIANT_SATURATIONS[index - len(models) + 1])
+        label = "%s, saturation %.2g" % (model or first or _("default"), saturation)
+        variants.append((dict(settings, model=model, saturation=saturation), label))
+    return variants
+
+
+def _colorize_layer(client, layer, sample, variants, reference, progress, keep=False):
+    """The results (name, format, sample, pixels) of one layer, one per variant. With keep,
+    the one result stays in the client's shared buffer (no copy) until client.release()."""
+    width, height, fmt, pixels, offsets, _sample = _read_layer(layer, sample)
+    results = []
+    for settings, label in variants:
+        reply, result = client.colorize(
+            width, height, fmt, pixels, reference=reference, offset=offsets, sample=sample,
+            progress=progress, **settings
+        )  # fmt: skip
+        name = layer.get_name() + " (colorized)"
+        if len(variants) > 1:
+            name = layer.get_name() + " (colorized: " + label + ")"
+        if not keep:
+            result = bytes(result)
+            client.release()
+        results.append((name, reply["format"], sample, result))
+    return results
+
+
+def _reference_of(config, sources, sample):
+    reference = config.get_property("reference")
+    if reference is None:
+        return None, None
+    if reference in sources:
+        return None, _("The reference layer must be a different layer.")
+    return _read_layer(reference, sample), None
+
+
 def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        return _error(procedure, "Select exactly one layer to colorize.")
+        return _error(procedure, _("Select exactly one layer to colorize."))
     source = drawables[0]
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-
-    reference = None
-    if with_reference:
-        ref_layer = config.get_property("reference")
-        if ref_layer is None:
-            return _error(
-                procedure,
-                "Choose a reference layer: a colour photo to borrow colours "
-                "from, or a transparent layer with painted colour hints.",
-            )
-        if ref_layer == source:
-            return _error(procedure, "The reference layer must be a different layer.")
-        reference = _read_layer(ref_layer) + ("u8",)
-
-    Gimp.progress_init("Colorizing " + source.get_name())
+    sample = _sample_of(image)
+    reference, problem = _reference_of(config, [source], sample) if with_reference else (None, None)
+    if problem or (with_reference and reference is None):
+        return _error(procedure, problem or _(
+            "Choose a reference layer: a colour photo to borrow colours from, or a "
+            "transparent layer with painted colour hints."))  # fmt: skip
+    count = 1 if with_reference else config.get_property("variants")
+    Gimp.progress_init(_("Colorizing %s") % source.get_name())
+    client = None
     try:
         client = Client()
-        client.ensure_daemon(progress=lambda text: Gimp.progress_set_text(text))
-        Gimp.progress_update(0.1)
-        width, height, fmt, pixels, offsets = _read_layer(source)
-        Gimp.progress_update(0.2)
-        model = config.get_property("model") or None
-        mode = config.get_property("reference-mode") if with_reference else "detect"
-        reply, result = client.colorize(
-            width,
-            height,
-            fmt,
-            pixels,
-            model=model,
-            reference=reference,
-            reference_mode=mode,
-            strength=config.get_property("strength"),
-            offset=offsets,
-            progress=_show_progress,
-        )
-        Gimp.progress_update(0.9)
+        client.ensure_daemon(progress=Gimp.progress_set_text)
+        models = client.config.get("models") or []
+        installed = [m["name"] for m in models if m["kind"] == "auto"]
+        settings = _settings(config, with_reference)
+        variants = _variants(settings, count, installed, client.config.get("default_model"))
+        show = _show_progress(0.8, 0.1)
+        results = _colorize_layer(client, source, sample, variants, reference, show, count == 1)
+        _write_results(image, [(source, r) for r in results])
     except BackendError as exc:
         Gimp.progress_end()
         return _error(procedure, exc.message)
-    try:
-        _write_result(image, source, reply["format"], result)
     finally:
-        client.release()
-    Gimp.progress_update(1.0)
+        if client is not None:
+            client.release()
     Gimp.progress_end()
     Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def _show_progress(stage, done):
-    """The daemon's stages move GIMP's progress bar from 20 % to 90 %."""
-    Gimp.progress_set_text("Colorizing: " + stage)
-    Gimp.progress_update(0.2 + 0.7 * done)
+def _layers_below(container):
+    """Every paint layer inside container's layers and groups, top to bottom, except the
+    results of earlier colorizations."""
+    for layer in container:
+        if layer.is_group():
+            for child in _layers_below(layer.get_children()):
+                yield child
+        elif " (colorized" not in layer.get_name():
+            yield layer
+
+
+def _colorize_all(procedure, run_mode, image, drawables, config):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    images = Gimp.get_images() if config.get_property("scope") == "open" else [image]
+    work = [(img, list(_layers_below(img.get_layers()))) for img in images]
+    sources = [layer for _img, layers in work for layer in layers]
+    reference, problem = _reference_of(config, sources, _sample_of(image))
+    if problem:
+        return _error(procedure, problem)
+    settings = _settings(config, reference is not None)
+    failures = []
+    Gimp.progress_init(_("Colorizing %d layers") % len(sources))
+    try:
+        client = Client()
+        client.ensure_daemon(progress=Gimp.progress_set_text)
+    except BackendError as exc:
+        Gimp.progress_end()
+        return _error(procedure, exc.message)
+    done = 0
+    for img, layers in work:
+        sample = _sample_of(img)
+        try:
+            results = []
+            for layer in layers:
+                share = 1.0 / max(len(sources), 1)
+                show = _show_progress(share, done * share)
+                results += [(layer, r) for r in _colorize_layer(
+                    client, layer, sample, [(settings, "")], reference, show)]  # fmt: skip
+                done += 1
+            _write_results(img, results)
+        except BackendError as exc:  # this image stays as it was; the others go on
+            failures.append("%s: %s" % (img.get_name(), exc.message))
+    Gimp.progress_end()
+    Gimp.displays_flush()
+    if failures:
+        return _error(procedure, _("Some images were left as they were:\n") + "\n".join(failures))
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
 def run_auto(procedure, run_mode, image, drawables, config, data):
@@ -158,74 +277,122 @@ def run_reference(procedure, run_mode, image, drawables, config, data):
     return _colorize(procedure, run_mode, image, drawables, config, with_reference=True)
 
 
+def run_all(procedure, run_mode, image, drawables, config, data):
+    return _colorize_all(procedure, run_mode, image, drawables, config)
+
+
+def _choice(entries):
+    choice = Gimp.Choice.new()
+    for index, (nick, label, help_text) in enumerate(entries):
+        choice.add(nick, index, label, help_text)
+    return choice
+
+
+def _model_choice(models, default, with_reference):
+    """The installed models (as install.py recorded them), the default one first; guided
+    models (exemplar, hint) only where there is a reference to guide them."""
+    entries = [("default", _("Default (%s)") % (default or "?"), _("The recommended model"))]
+    for model in models:
+        if model.get("kind") != "auto" and not with_reference:
+            continue
+        entries.append((model["name"], "%s (%s)" % (model["name"], model["kind"]),
+                        model.get("description", "")))  # fmt: skip
+    return _choice(entries)
+
+
+def _reference_modes():
+    return _choice([
+        ("detect", _("Detect"), _("Opaque photo = exemplar; mostly transparent = hints")),
+        ("exemplar", _("Exemplar photo"), _("Borrow the colours of a similar photo")),
+        ("hints", _("Painted hints"), _("Honour painted colour strokes and dots")),
+    ])  # fmt: skip
+
+
+def _add_common_arguments(procedure, config, with_reference):
+    flags = GObject.ParamFlags.READWRITE
+    models = config.get("models") or []
+    choice = _model_choice(models, config.get("default_model"), with_reference)
+    procedure.add_choice_argument("model", _("_Model"), _("Which colorizer runs"), choice,
+                                  "default", flags)  # fmt: skip
+    procedure.add_double_argument("strength", _("_Strength"),
+                                  _("How much colour, or how far the reference steers (0..1)"),
+                                  0.0, 1.0, 1.0, flags)  # fmt: skip
+    procedure.add_double_argument("saturation", _("Sa_turation"),
+                                  _("Chroma of the result: below 1 muted, above 1 vivid (0..2)"),
+                                  0.0, 2.0, 1.0, flags)  # fmt: skip
+    default_size = (
+        next(
+            (m.get("input_size") for m in models if m.get("name") == config.get("default_model")),
+            None,
+        )
+        or 256
+    )
+    procedure.add_int_argument("detail-size", _("_Detail size"),
+                               _("Short side the network looks at, in pixels (%d: each model's "
+                                 "own; smaller sees more context, larger finer detail)")
+                               % default_size, 64, 2048, default_size, flags)  # fmt: skip
+
+
+def _add_reference_arguments(procedure):
+    flags = GObject.ParamFlags.READWRITE
+    procedure.add_layer_argument("reference", _("_Reference layer"),
+                                 _("Colour photo (exemplar) or transparent hint layer"),
+                                 True, flags)  # fmt: skip
+    procedure.add_choice_argument("reference-mode", _("Reference _is"),
+                                  _("How to read the reference layer"), _reference_modes(),
+                                  "detect", flags)  # fmt: skip
+
+
+PROCEDURES = {
+    AUTO_PROC: (run_auto, _("Auto _Colorize..."),
+                _("Colorize a black-and-white photo with a neural network")),
+    REFERENCE_PROC: (run_reference, _("Colorize from _Reference..."),
+                     _("Colorize guided by a reference photo or a layer of painted colour hints")),
+    ALL_PROC: (run_all, _("Colorize _All Layers..."),
+               _("Colorize every layer of this image, or of every open image, at once")),
+}  # fmt: skip
+
+
 class Colorize(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [AUTO_PROC, REFERENCE_PROC]
+        return list(PROCEDURES)
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
-        auto = name == AUTO_PROC
-        procedure = Gimp.ImageProcedure.new(
-            self, name, Gimp.PDBProcType.PLUGIN, run_auto if auto else run_reference, None
-        )
+        run, label, blurb = PROCEDURES[name]
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("Auto Colorize..." if auto else "Colorize from Reference...")
+        mask = Gimp.ProcedureSensitivityMask
+        procedure.set_sensitivity_mask(mask.ALWAYS if name == ALL_PROC else mask.DRAWABLE)
+        procedure.set_menu_label(label)
         procedure.add_menu_path("<Image>/Filters/Colorize")
-        procedure.set_documentation(
-            "Colorize a black-and-white photo with a neural network"
-            if auto
-            else "Colorize guided by a reference photo or a layer of painted colour hints",
-            "Adds the colorized result as a new layer above the selected layer; the original "
-            "is left untouched. Needs the colorize backend (installed by install.py).",
-            name,
-        )
+        procedure.set_documentation(blurb, _(
+            "Adds each colorized result as a new layer above its source (masked by the "
+            "selection); the originals are left untouched. Needs the colorize backend "
+            "(installed by install.py)."), name)  # fmt: skip
         procedure.set_attribution(
             "GIMP Colorize contributors", "GIMP Colorize contributors", "2026"
         )
-        if not auto:
-            procedure.add_layer_argument(
-                "reference",
-                "Reference layer",
-                "Colour photo (exemplar) or transparent hint layer",
-                True,
-                GObject.ParamFlags.READWRITE,
-            )
-            procedure.add_choice_argument(
-                "reference-mode",
-                "Reference is",
-                "How to read the reference layer",
-                _reference_modes(),
-                "detect",
-                GObject.ParamFlags.READWRITE,
-            )
-        procedure.add_string_argument(
-            "model",
-            "Model",
-            "Model name or .onnx path; empty = default",
-            "",
-            GObject.ParamFlags.READWRITE,
-        )
-        procedure.add_double_argument(
-            "strength",
-            "Strength",
-            "How much colour to apply (0..1)",
-            0.0,
-            1.0,
-            1.0,
-            GObject.ParamFlags.READWRITE,
-        )
+        try:
+            config = load_config()
+        except BackendError:
+            config = {}
+        if name == ALL_PROC:
+            procedure.add_choice_argument("scope", _("Colorize _layers of"), _("Which images"),
+                                          _choice([("image", _("This image"), ""),
+                                                   ("open", _("All open images"), "")]),
+                                          "image", GObject.ParamFlags.READWRITE)  # fmt: skip
+        if name != AUTO_PROC:
+            _add_reference_arguments(procedure)
+        _add_common_arguments(procedure, config, name != AUTO_PROC)
+        if name == AUTO_PROC:
+            procedure.add_int_argument("variants", _("_Variants"),
+                                       _("Result layers to compare: other models, then other "
+                                         "saturations"), 1, 4, 1,
+                                       GObject.ParamFlags.READWRITE)  # fmt: skip
         return procedure
-
-
-def _reference_modes():
-    choice = Gimp.Choice.new()
-    choice.add("detect", 0, "Detect", "Opaque photo = exemplar; mostly transparent = hints")
-    choice.add("exemplar", 1, "Exemplar photo", "Borrow the colours of a similar photo")
-    choice.add("hints", 2, "Painted hints", "Honour painted colour strokes and dots")
-    return choice
 
 
 Gimp.main(Colorize.__gtype__, sys.argv)

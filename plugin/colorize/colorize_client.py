@@ -265,6 +265,13 @@ class Client(object):
                 "too_large",
             )
 
+    def model_on_wire(self, name):
+        """A user's own model (install.py lists those too) is sent by its path."""
+        for model in self.config.get("models") or []:
+            if name and model.get("name") == name and model.get("path"):
+                return model["path"]
+        return name
+
     def colorize(
         self,
         width,
@@ -278,6 +285,8 @@ class Client(object):
         offset=(0, 0),
         sample="u8",
         progress=None,
+        saturation=1.0,
+        detail_size=None,
     ):
         """Colorize raw pixels; reference is None or (width, height, fmt, bytes, (x, y), sample).
 
@@ -291,17 +300,11 @@ class Client(object):
             )
         self.check_limits(width, height, fmt, sample)
         request_id = "%d.%d" % (os.getpid(), random.randint(0, 10**9))
-        header = {
-            "v": PROTOCOL_VERSION,
-            "op": "colorize",
-            "id": request_id,
-            "image": _spec(width, height, fmt, offset, sample),
-            "strength": strength,
-            "reference_mode": reference_mode,
-            "progress": True,
-        }
-        if model:
-            header["model"] = model
+        image = _spec(width, height, fmt, offset, sample)
+        header = _colorize_header(request_id, image, self.model_on_wire(model))
+        header.update(strength=strength, reference_mode=reference_mode, saturation=saturation)
+        if detail_size:
+            header["detail_size"] = detail_size
         payload = [pixels]
         if reference is not None:
             ref_w, ref_h, ref_fmt, ref_pixels, ref_offset, ref_sample = reference
@@ -464,6 +467,15 @@ class SharedFile(object):
             self.map.close()
         except BufferError:  # the caller still holds the result: unmapped when it lets go
             pass
+
+
+def _colorize_header(request_id, image, model):
+    """A colorize request that asks for progress (the daemon's sign of life)."""
+    header = {"v": PROTOCOL_VERSION, "op": "colorize", "id": request_id, "image": image}
+    header["progress"] = True
+    if model:
+        header["model"] = model
+    return header
 
 
 def _spec(width, height, fmt, offset, sample):

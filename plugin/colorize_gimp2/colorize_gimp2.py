@@ -76,9 +76,18 @@ def write_result(image, source, fmt, pixels):
     return layer
 
 
-def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1.0):
+PRECISION_U8_GAMMA = 150  # GIMP 2.10's 8-bit perceptual precision
+
+
+def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1.0, saturation=1.0):
     if reference is not None and reference == drawable:
         pdb.gimp_message("The reference layer must be a different layer.")
+        return
+    if pdb.gimp_image_get_precision(image) != PRECISION_U8_GAMMA:
+        pdb.gimp_message(
+            "This GIMP 2.10 plug-in colorizes 8-bit images: choose Image > Precision > 8 bit "
+            "integer (perceptual gamma), or colorize 16-bit and float images in GIMP 3."
+        )
         return
     gimp.progress_init("Colorizing " + drawable.name)
     try:
@@ -96,6 +105,7 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
             reference=ref,
             reference_mode=REFERENCE_MODES[mode_index],
             strength=strength,
+            saturation=saturation,
             offset=offsets,
             progress=lambda stage, done: gimp.progress_update(0.2 + 0.7 * done),
         )
@@ -111,20 +121,21 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
     gimp.displays_flush()
 
 
-def auto_colorize(image, drawable, model, strength):
-    colorize(image, drawable, None, 0, model, strength)
+def auto_colorize(image, drawable, model, strength, saturation):
+    colorize(image, drawable, None, 0, model, strength, saturation)
 
 
-def reference_colorize(image, drawable, reference, mode_index, model, strength):
+def reference_colorize(image, drawable, reference, mode_index, model, strength, saturation):
     if reference is None:
         pdb.gimp_message("Choose a reference layer: a colour photo or a layer of painted hints.")
         return
-    colorize(image, drawable, reference, mode_index, model, strength)
+    colorize(image, drawable, reference, mode_index, model, strength, saturation)
 
 
 COMMON = [
     (PF_STRING, "model", "Model (empty = default)", ""),
     (PF_SLIDER, "strength", "Strength", 1.0, (0.0, 1.0, 0.05)),
+    (PF_SLIDER, "saturation", "Saturation", 1.0, (0.0, 2.0, 0.05)),
 ]
 
 register(

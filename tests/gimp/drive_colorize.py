@@ -57,7 +57,7 @@ def hint_layer(image, source):
     return layer
 
 
-def run(proc_name, image, source, reference=None):
+def run(proc_name, image, source, reference=None, **settings):
     proc = Gimp.get_pdb().lookup_procedure(proc_name)
     if proc is None:
         raise RuntimeError("procedure " + proc_name + " is not registered")
@@ -68,36 +68,122 @@ def run(proc_name, image, source, reference=None):
     if reference is not None:
         cfg.set_property("reference", reference)
         cfg.set_property("reference-mode", "hints")
+    for name, value in settings.items():
+        cfg.set_property(name, value)
     result = proc.run(cfg)
     status = result.index(0)
     error = Gimp.get_pdb().get_last_error() if status != Gimp.PDBStatusType.SUCCESS else ""
     return status.value_nick, error, proc.get_menu_paths(), proc.get_menu_label()
 
 
-for case in PARAMS["cases"]:
-    image, source = load()
-    before = dump(source, case + "-source-before")
-    reference = hint_layer(image, source) if case == "reference" else None
-    names_before = [layer.get_name() for layer in image.get_layers()]
-    proc = "plug-in-colorize-reference" if case == "reference" else "plug-in-colorize-auto"
-    status, error, menus, label = run(proc, image, source, reference)
+def argument(name):
+    proc = Gimp.get_pdb().lookup_procedure("plug-in-colorize-auto")
+    return [a for a in proc.get_arguments() if a.get_name() == name][0]
+
+
+def model_choices():
+    """The nicks of the Auto Colorize dialog's Model list."""
+    return list(Gimp.param_spec_choice_get_choice(argument("model")).list_nicks())
+
+
+def sixteen_bit(image, source):
+    """The photo at 16 bits, its grey values set off the 8-bit grid (not multiples of 257)."""
+    image.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    w, h = source.get_width(), source.get_height()
+    rect = Gegl.Rectangle.new(0, 0, w, h)
+    grey = bytearray(source.get_buffer().get(rect, 1.0, "Y' u16", Gegl.AbyssPolicy.CLAMP))
+    for i in range(0, len(grey), 2):
+        value = min(65535, grey[i] | grey[i + 1] << 8) // 257 * 257 + (i // 2) % 251
+        grey[i], grey[i + 1] = value & 255, min(value, 65535) >> 8
+    buf = source.get_buffer()
+    buf.set(rect, "Y' u16", bytes(grey))
+    buf.flush()
+
+
+def dump16(layer, name, fmt):
+    w, h = layer.get_width(), layer.get_height()
+    rect = Gegl.Rectangle.new(0, 0, w, h)
+    with open(WORK + "/" + name + ".u16", "wb") as fh:
+        fh.write(bytes(layer.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP)))
+
+
+def mask_bytes(drawable, name):
+    w, h = drawable.get_width(), drawable.get_height()
+    rect = Gegl.Rectangle.new(0, 0, w, h)
+    with open(WORK + "/" + name + ".mask", "wb") as fh:
+        fh.write(bytes(drawable.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.CLAMP)))
+
+
+def prepare(case, image, source):
+    """What each case does to the image before running, and the procedure and settings."""
+    if case == "reference":
+        return "plug-in-colorize-reference", hint_layer(image, source), {}
+    if case == "sixteen":
+        sixteen_bit(image, source)
+    elif case == "selection":
+        Gimp.context_set_feather(True)
+        Gimp.context_set_feather_radius(12.0, 12.0)
+        image.select_ellipse(Gimp.ChannelOps.REPLACE, 40, 30, 120, 90)
+        Gimp.context_set_feather(False)
+    elif case == "profile":
+        image.convert_rgb()  # an RGB profile needs an RGB image
+        profile = Gimp.ColorProfile.new_from_file(Gio.File.new_for_path(WORK + "/adobe.icc"))
+        if not image.set_color_profile(profile):  # the same numbers now mean other colours
+            raise RuntimeError("could not assign the Adobe RGB profile")
+    elif case == "variants":
+        return "plug-in-colorize-auto", None, {"variants": 3}
+    elif case == "detail":
+        return "plug-in-colorize-auto", None, {"detail-size": 96, "saturation": 1.5}
+    elif case == "all":
+        copy = source.copy()
+        image.insert_layer(copy, None, 0)
+        copy.set_name("Second")
+        return "plug-in-colorize-all", None, {}
+    return "plug-in-colorize-auto", None, {}
+
+
+def record(case, image, source, proc_run):
+    status, error, menus, label = proc_run
     layers = image.get_layers()
-    facts[case] = {
+    fact = {
         "status": status,
         "error": error,
         "menu": menus,
         "label": label,
-        "layers_before": names_before,
         "layers_after": [layer.get_name() for layer in layers],
-        "source_before": before,
         "source_after": dump(source, case + "-source-after"),
         "source_position": image.get_item_position(source),
         "base_type": image.get_base_type().value_nick,
+        "precision": image.get_precision().value_nick,
+        "profile": bytes(image.get_color_profile().get_icc_profile()).hex()
+        if image.get_color_profile()
+        else None,
     }
-    if status == "success":
-        new = [layer for layer in layers if layer.get_name().endswith("(colorized)")][0]
-        facts[case]["result"] = dump(new, case + "-result")
-        facts[case]["result_position"] = image.get_item_position(new)
+    results = [layer for layer in layers if " (colorized" in layer.get_name()]
+    if results:
+        new = results[0]
+        fact["result"] = dump(new, case + "-result")
+        fact["result_position"] = image.get_item_position(new)
+        fact["result_has_mask"] = new.get_mask() is not None
+        if case == "sixteen":
+            dump16(source, case + "-source", "Y' u16")
+            dump16(new, case + "-result", "R'G'B' u16")
+        if case == "selection" and new.get_mask() is not None:
+            mask_bytes(new.get_mask(), case + "-result")
+            mask_bytes(image.get_selection(), case + "-selection")
+    return fact
+
+
+facts["model_choices"] = model_choices()
+facts["detail_size_default"] = argument("detail-size").get_default_value()
+for case in PARAMS["cases"]:
+    image, source = load()
+    proc, reference, settings = prepare(case, image, source)
+    before = dump(source, case + "-source-before")
+    names_before = [layer.get_name() for layer in image.get_layers()]
+    base_before = image.get_base_type().value_nick
+    facts[case] = record(case, image, source, run(proc, image, source, reference, **settings))
+    facts[case].update(source_before=before, layers_before=names_before, base_before=base_before)
     image.delete()
 
 with open(WORK + "/facts.json", "w") as fh:

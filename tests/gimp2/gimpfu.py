@@ -91,8 +91,9 @@ class Layer(object):
 
 
 class Image(object):
-    def __init__(self, base_type):
+    def __init__(self, base_type, precision=150):
         self.base_type = base_type
+        self.precision = precision  # 150: 8-bit perceptual gamma
         self.layers = []
 
     def insert_layer(self, layer, parent=None, position=0):
@@ -131,6 +132,9 @@ class _Pdb(object):
 
     def gimp_image_get_item_position(self, image, item):
         return image.layers.index(item)
+
+    def gimp_image_get_precision(self, image):
+        return image.precision
 
 
 gimp = _Gimp()

@@ -20,8 +20,8 @@ with open(entry) as fh:  # keep the module's globals alive, as GIMP does
     exec(compile(fh.read(), entry, "exec"), {"__name__": "__main__", "__file__": entry})
 
 
-def new_image():
-    image = gimpfu.Image(gimpfu.GRAY)
+def new_image(precision=150):
+    image = gimpfu.Image(gimpfu.GRAY, precision)
     layer = gimpfu.Layer(image, "Photo", width, height, gimpfu.GRAY_IMAGE, 100, 0)
     with open(pixels_file, "rb") as fh:
         layer.pixels = bytearray(fh.read())
@@ -38,14 +38,14 @@ for name, info in gimpfu.REGISTERED.items():
         "params": [p[1] for p in info["params"]],
     }
 
-for case in ("auto", "failure"):
+for case in ("auto", "failure", "sixteen-bit"):
     del gimpfu.EVENTS[:]
-    image, layer = new_image()
+    image, layer = new_image(250 if case == "sixteen-bit" else 150)
     original = bytes(layer.pixels)
     function = gimpfu.REGISTERED["python-fu-colorize-auto"]["function"]
     error = None
     try:
-        function(image, layer, "", 1.0)
+        function(image, layer, "", 1.0, 1.0)
     except RuntimeError as exc:
         error = str(exc)
     result = [lay for lay in image.layers if lay is not layer]
