@@ -1,3 +1,3 @@
 """Colorization backend: ONNX engine, ZeroMQ daemon, colour math and CLI."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -27,19 +27,14 @@ def has_nvidia_gpu() -> bool:
 
 
 def project_requirements(layout: Layout) -> tuple[list[str], str, list[str]]:
-    """(runtime requirements except onnxruntime, onnxruntime's version range, dev tools) as
-    pyproject.toml lists them."""
+    """(runtime requirements, onnxruntime's version range, dev tools) as pyproject.toml
+    lists them; the runtime itself is the `cpu` or `gpu` extra."""
     import tomllib
 
     project = tomllib.loads((layout.repo / "pyproject.toml").read_text())["project"]
-    runtime, onnx_range = [], ""
-    for requirement in project["dependencies"]:
-        spec = requirement.split(";")[0].strip()
-        if spec.startswith("onnxruntime"):
-            onnx_range = spec.removeprefix("onnxruntime-gpu").removeprefix("onnxruntime")
-        else:
-            runtime.append(spec)
-    return runtime, onnx_range, project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    onnx_range = extras["cpu"][0].removeprefix("onnxruntime")
+    return list(project["dependencies"]), onnx_range, extras["dev"]
 
 
 def onnxruntime_package(version_range: str) -> str:

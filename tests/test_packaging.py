@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 from PIL import Image
 
 from tests.helpers import REPO
 
+BUILD_LEFTOVERS = (".git", ".venv", "build", "out", "*.egg-info", "__pycache__", ".*_cache")
+
 
 def test_wheel_colorizes_the_sample_outside_the_checkout(tmp_path):
+    source = tmp_path / "source"  # a copy: setuptools leaves a build/ folder in what it builds
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*BUILD_LEFTOVERS))
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path / "dist"), str(REPO)],
+         "--wheel-dir", str(tmp_path / "dist"), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("gimp_colorize-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = archive.read(metadata).decode()
+    assert 'onnxruntime>=1.17; extra == "cpu"' in requires  # pick the runtime: [cpu] or [gpu]
+    assert 'onnxruntime-gpu>=1.17; extra == "gpu"' in requires
     target = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
