@@ -13,7 +13,18 @@ import pytest
 from tests.helpers import REPO
 
 SOURCE_FOLDERS = ("colorize_backend", "installer", "plugin", "training", "benchmarks")
-CORE = ("contract", "color", "planes", "reference", "guidance", "pipeline", "engine", "manifest")
+CORE = (
+    "contract",
+    "color",
+    "planes",
+    "kernels",
+    "reference",
+    "guidance",
+    "pipeline",
+    "engine",
+    "manifest",
+    "adapters",
+)
 MAX_FUNCTION_LINES = 60
 
 
