@@ -105,6 +105,9 @@ class Colorizer:
         started = time.perf_counter()
         small = network_lightness(pixels, detail_size or entry.input_size, entry.multiple)
         hints = self._hints(reference, pixels.shape[:2]) if mode is ReferenceMode.HINTS else None
+        if mode is ReferenceMode.EXEMPLAR:
+            assert reference is not None
+            reference.check_exemplar()
         started = timings.add("preprocess", started)
         progress("network", 0.3)
         ab = self.predict_or_steer(entry, small, Steering(reference, mode, hints, strength))
@@ -173,9 +176,4 @@ class Colorizer:
     @staticmethod
     def _hints(reference: Reference | None, shape: tuple[int, int]) -> Hints:
         assert reference is not None
-        hints = reference.hints_over(shape[1], shape[0])
-        if not hints.mask.any():
-            raise ColorizeError(
-                ErrorCode.BAD_REQUEST, "the hint layer has no painted pixels over the image"
-            )
-        return hints
+        return reference.hints_over(shape[1], shape[0])

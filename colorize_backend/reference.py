@@ -14,9 +14,16 @@ import numpy as np
 
 from colorize_backend.color import rgb_to_lab, to_unit
 from colorize_backend.contract import ModelKind, network_size
+from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.planes import alpha_channel, as_rgb, colour_channels, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
+GREY_CHROMA = 4.0  # a*b* length below which a colour reads as grey (ΔE ≈ 2 is just visible)
+MIN_EXEMPLAR_SIDE = 32  # pixels; below, an exemplar shows too little to borrow colour from
+
+
+def unusable(message: str) -> ColorizeError:
+    return ColorizeError(ErrorCode.BAD_REQUEST, message)
 
 
 class ReferenceMode(StrEnum):
@@ -97,7 +104,25 @@ class Reference:
         mask = np.zeros((height, width), dtype=bool)
         ab[ys_src, xs_src] = rgb_to_lab(to_unit(rgb))[:, 1:]
         mask[ys_src, xs_src] = True
-        return Hints(ab, mask)
+        hints = Hints(ab, mask)
+        check_hints(hints)
+        return hints
+
+    def check_exemplar(self) -> None:
+        """Refuse an exemplar that cannot lend colour: too small, or itself black-and-white."""
+        height, width = self.pixels.shape[:2]
+        if min(height, width) < MIN_EXEMPLAR_SIDE:
+            raise unusable(
+                f"the reference is only {width}x{height} pixels: an exemplar photo needs at "
+                f"least {MIN_EXEMPLAR_SIDE} pixels on its short side"
+            )
+        rgb = to_unit(as_rgb(colour_channels(self.pixels[:: max(1, height // 256)])))
+        chroma = np.hypot(*rgb_to_lab(rgb)[..., 1:].reshape(-1, 2).T)
+        if float(np.percentile(chroma, 95)) < GREY_CHROMA:
+            raise unusable(
+                "the reference photo has no colour (it is black-and-white): choose a colour "
+                "photo as the exemplar, or paint colour hints on a transparent layer"
+            )
 
     def exemplar_lab(self, short_side: int = 256, multiple: int = 32) -> np.ndarray:
         """The exemplar photo as [h, w, 3] Lab at a working size (sides multiples)."""
@@ -105,3 +130,19 @@ class Reference:
         w, h = network_size(rgb.shape[1], rgb.shape[0], short_side, multiple)
         planes = [resize_plane(rgb[..., c], w, h) for c in range(3)]
         return rgb_to_lab(np.clip(np.stack(planes, axis=-1), 0, 1))
+
+
+def check_hints(hints: Hints) -> None:
+    """Refuse a hint layer that says nothing: no painted pixel over the image, or only grey
+    ones (paint on a grayscale image stays grey)."""
+    if not hints.mask.any():
+        raise unusable(
+            "the hint layer has no painted pixels over the image: paint colour dots or strokes "
+            "on a transparent layer that overlaps the photo"
+        )
+    chroma = np.hypot(*hints.ab[hints.mask].T)
+    if float(chroma.max()) < GREY_CHROMA:
+        raise unusable(
+            "the painted hints are all grey, so they carry no colour: convert the image to RGB "
+            "(Image > Mode > RGB) before painting hints, then paint with colours"
+        )

@@ -187,6 +187,16 @@ def test_an_unreadable_reference_is_a_clear_error(test_manifest, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_grey_hints_are_refused_with_what_to_do_and_nothing_is_written(test_manifest, tmp_path):
+    dots = np.zeros((120, 160, 2), np.uint8)  # painted on a grayscale image: grey + alpha
+    dots[50:54, 60:64] = (180, 255)
+    Image.fromarray(dots, "LA").save(tmp_path / "dots.png")
+    done = cli(test_manifest, "colorize", str(REPO / "samples/sample.jpg"), "--hints",
+               str(tmp_path / "dots.png"), "-o", str(tmp_path / "o.png"))  # fmt: skip
+    assert done.returncode != 0 and "convert the image to RGB" in done.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_a_huge_image_is_refused_by_its_header(tmp_path):
     Image.new("L", (2000, 1500)).save(tmp_path / "big.png")
     with pytest.raises(ColorizeError, match=r"2000x1500 \(3 MP\); at most 1 MP"):

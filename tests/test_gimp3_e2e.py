@@ -139,7 +139,10 @@ def pixels(facts: dict, case: str, name: str) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(layer["height"], layer["width"], 4)
 
 
-CASES = ["auto", "reference", "sixteen", "selection", "profile", "variants", "detail", "all"]
+CASES = [
+    "auto", "reference", "grey_hints", "sixteen", "selection", "profile", "variants", "detail",
+    "all",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +185,16 @@ def test_painted_hint_dots_come_out_in_their_colours(gimp_run):
         want = rgb_to_lab(np.array(colour, np.float32) / 255)[1:]
         cosine = got @ want / (np.linalg.norm(got) * np.linalg.norm(want))
         assert cosine > 0.9 and np.linalg.norm(got) > 10, (colour, got, want)
+
+
+def test_grey_hints_say_what_to_do_and_change_nothing(gimp_run):
+    facts = gimp_run["grey_hints"]
+    assert facts["status"] == "execution-error"
+    assert "convert the image to RGB" in facts["error"]
+    assert facts["layers_after"] == facts["layers_before"]  # no result layer
+    assert facts["base_type"] == facts["base_before"] == "gray"  # not even converted
+    before = pixels(gimp_run, "grey_hints", "source_before")
+    assert np.array_equal(before, pixels(gimp_run, "grey_hints", "source_after"))
 
 
 def test_a_16_bit_image_gets_a_16_bit_result_that_keeps_its_lightness(gimp_run):
@@ -263,7 +276,9 @@ def test_colorize_all_layers_colorizes_each_layer(gimp_run):
 def test_the_pixels_travel_through_shared_memory(gimp_run, live_daemon):
     """GIMP's Python (3.13 in the chroot) wrote the layer into the daemon's shared file and
     read the result from it: the request went without pixel frames."""
-    requests = [line for line in live_daemon.log.read_text().splitlines() if " request " in line]
+    requests = [
+        line for line in live_daemon.log.read_text().splitlines() if " INFO request " in line
+    ]  # served ones
     assert requests and all(" shared " in line for line in requests), requests
 
 

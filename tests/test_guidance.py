@@ -73,7 +73,7 @@ def test_exemplar_transfer_moves_each_lightness_band_towards_the_exemplar():
 def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
     colorizer = Colorizer(Manifest.load(write_manifest(tmp_path, guided=True)), Engine(threads=1))
     grey = photo[..., :1]
-    exemplar = np.zeros((30, 40, 3), np.uint8)
+    exemplar = np.zeros((60, 80, 3), np.uint8)
     exemplar[:] = (40, 90, 200)  # uniformly blue
     result = colorizer.colorize(grey, reference=Reference(exemplar, "exemplar"))
     assert result.model == "exemplar"
@@ -111,3 +111,32 @@ def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_
         assert lab[122, 122, 1] > 40  # the painted pixels keep their colour either way
         redness[refine] = lab[122, 170, 1]  # three network cells to the right
     assert redness[True] > 20 and abs(redness[False]) < 2
+
+
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        (np.dstack([np.full((30, 40, 3), 128, np.uint8), np.zeros((30, 40), np.uint8)]),
+         "no painted pixels over the image"),
+        (np.dstack([np.full((30, 40, 3), 200, np.uint8),
+                    np.pad(np.full((4, 4), 255, np.uint8), ((5, 21), (5, 31)))]),
+         r"all grey.*convert the image to RGB"),
+        (np.full((300, 200, 3), (90, 91, 89), np.uint8), "no colour .*black-and-white"),
+        (np.full((20, 400, 3), (200, 40, 40), np.uint8), "only 400x20 pixels"),
+    ],
+    ids=["empty hint layer", "grey hints", "grey exemplar", "tiny exemplar"],
+)  # fmt: skip
+def test_an_unusable_reference_is_refused_with_what_to_do(colorizer, photo, reference, message):
+    with pytest.raises(ColorizeError, match=message) as refused:
+        colorizer.colorize(photo[..., :1], reference=Reference(reference))
+    assert refused.value.code == "bad_request"
+
+
+def test_a_toned_exemplar_and_a_few_grey_hints_among_coloured_ones_are_used(colorizer, photo):
+    sepia = np.zeros((60, 80, 3), np.uint8)
+    sepia[:] = np.linspace(40, 220, 80)[None, :, None] * np.array([1.0, 0.85, 0.65])
+    colorizer.colorize(photo[..., :1], reference=Reference(sepia, "exemplar"))
+    dots = np.zeros(photo.shape[:2] + (4,), np.uint8)
+    dots[10:14, 10:14] = (230, 230, 230, 255)  # white beads: grey on purpose
+    dots[40:44, 40:44] = (200, 30, 30, 255)
+    colorizer.colorize(photo[..., :1], reference=Reference(dots, "hints"))

@@ -34,16 +34,17 @@ def load():
     return image, source
 
 
-def hint_layer(image, source):
+def hint_layer(image, source, rgb=True):
     """A transparent layer with painted dots of known colours, offset from the source.
 
-    A grayscale image cannot hold colour, so (as a user would) convert it to RGB first.
+    A grayscale image cannot hold colour, so (as a user should) convert it to RGB first;
+    with rgb=False the user forgot, and the dots come out grey.
     """
-    image.convert_rgb()
+    if rgb:
+        image.convert_rgb()
     w, h = 120, 80
-    layer = Gimp.Layer.new(
-        image, "hints", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL
-    )
+    kind = Gimp.ImageType.RGBA_IMAGE if rgb else Gimp.ImageType.GRAYA_IMAGE
+    layer = Gimp.Layer.new(image, "hints", w, h, kind, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, None, 0)
     layer.set_offsets(*PARAMS["hint_layer_offset"])
     pixels = bytearray(w * h * 4)
@@ -118,6 +119,8 @@ def prepare(case, image, source):
     """What each case does to the image before running, and the procedure and settings."""
     if case == "reference":
         return "plug-in-colorize-reference", hint_layer(image, source), {}
+    if case == "grey_hints":
+        return "plug-in-colorize-reference", hint_layer(image, source, rgb=False), {}
     if case == "sixteen":
         sixteen_bit(image, source)
     elif case == "selection":
