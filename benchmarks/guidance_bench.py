@@ -1,4 +1,5 @@
-"""Time reference guidance (painted hints, exemplar) through the pipeline at 1 MP and 12 MP.
+"""Time reference guidance (painted hints, exemplar) through the pipeline at 1 MP and 12 MP,
+interleaved with the automatic colorization it adds to (medians, min, max).
 
 python benchmarks/guidance_bench.py [--output FILE]
 """
@@ -32,29 +33,38 @@ def hint_layer(height: int, width: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     colorizer = Colorizer(Manifest.load(), Engine(["CPUExecutionProvider"]))
     report = {}
     for megapixels in (1.0, 12.0):
         pixels = synthetic_photo(megapixels)
-        exemplar = np.ascontiguousarray(synthetic_photo(0.3)[::-1])
-        exemplar[..., 2] //= 2
+        grey = synthetic_photo(0.3)[::-1, :, :1].astype(np.float32)
+        exemplar = np.concatenate([grey, grey * 0.8, grey * 0.5], axis=2).astype(np.uint8)  # warm
         cases = {
             "auto": None,
             "hints": Reference(hint_layer(*pixels.shape[:2]), ReferenceMode.HINTS),
             "exemplar": Reference(exemplar, ReferenceMode.EXEMPLAR),
         }
-        for name, reference in cases.items():
+        for reference in cases.values():
             colorizer.colorize(pixels, reference=reference)  # warm-up
-            runs = []
-            for _ in range(args.repeat):
+        runs: dict[str, list[float]] = {name: [] for name in cases}
+        stages = {}
+        for _ in range(args.repeat):  # interleaved: auto, hints, exemplar, auto, ...
+            for name, reference in cases.items():
                 started = time.perf_counter()
                 result = colorizer.colorize(pixels, reference=reference)
-                runs.append(time.perf_counter() - started)
+                runs[name].append(time.perf_counter() - started)
+                stages[name] = result.timings.stages
+        for name, times in runs.items():
             report[f"{megapixels:g}MP {name}"] = {
-                "total_ms": round(statistics.median(runs) * 1000, 1),
-                "stages_ms": {k: round(v * 1000, 1) for k, v in result.timings.stages.items()},
+                "median_ms": round(statistics.median(times) * 1000, 1),
+                "min_ms": round(min(times) * 1000, 1),
+                "max_ms": round(max(times) * 1000, 1),
+                "added_over_auto_ms": round(
+                    (statistics.median(times) - statistics.median(runs["auto"])) * 1000, 1
+                ),
+                "stages_ms_last_run": {k: round(v * 1000, 1) for k, v in stages[name].items()},
             }
     text = json.dumps(report, indent=2)
     print(text)

@@ -19,11 +19,15 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
 from colorize_backend.contract import ModelKind
+from colorize_backend.edge_filter import edge_aware_upsample
 from colorize_backend.manifest import ModelEntry
-from colorize_backend.planes import resize_plane
+from colorize_backend.planes import resize_plane, resize_planes
 from colorize_backend.reference import Hints, Reference
 
 BANDS = 5
+HINT_GRID_SIDE = 768  # short side of the grid hints spread on (thin edges survive there)
+SIGMA_R = 4.0  # L units: on the fine grid, a lightness step of a few of these stops colour
+HINT_SIGMA = 1.0  # L units: on the small grid, cells 2-3 L apart hardly share colour
 
 
 def steer_with_exemplar(
@@ -39,15 +43,30 @@ def steer_with_exemplar(
 def steer_with_hints(
     lightness: np.ndarray, ab: np.ndarray, hints: Hints, strength: float
 ) -> np.ndarray:
-    """Model-free: the automatic ab moved to the hints and the change spread along edges."""
-    return (1 - strength) * ab + strength * spread_hints(lightness, ab, hints)
+    """Model-free: the automatic ab moved to the hints and the change spread along edges,
+    at the size of `lightness` (the photo's lightness on the hint grid)."""
+    spread = spread_hints(lightness, ab, hints)
+    if strength >= 1.0:
+        return spread
+    return strength * spread + (1 - strength) * resize_planes(ab, *lightness.shape[::-1])
 
 
 def spread_hints(lightness: np.ndarray, ab: np.ndarray, hints: Hints) -> np.ndarray:
-    """ab moved to the hints at hinted cells, the change spread along lightness edges."""
+    """ab [2, h, w] moved to the hints, the change spread over the regions they were painted
+    on; the result is on the grid of `lightness` [H, W] (the photo's, at most
+    HINT_GRID_SIDE on the short side).
+
+    The spread is solved on ab's small grid (propagate_hints), where it is global and
+    cheap; the change is then brought to the fine grid by edge-aware upsampling guided by
+    the fine lightness, so that it stops at the object's real boundary instead of
+    bleeding a small-grid cell (tens of pixels in a large photo) across it.
+    """
+    height, width = lightness.shape
     ab_h, ab_w = ab.shape[1:]
     grid = hints.on_grid(ab_w, ab_h)
-    return propagate_hints(resize_plane(lightness, ab_w, ab_h), ab, grid.ab, grid.mask)
+    coarse = resize_plane(lightness, ab_w, ab_h)
+    change = propagate_hints(coarse, ab, grid.ab, grid.mask) - ab
+    return resize_planes(ab, width, height) + edge_aware_upsample(change, lightness, SIGMA_R)
 
 
 def model_inputs(
@@ -102,7 +121,7 @@ def propagate_hints(
     hint_ab: np.ndarray,
     hint_mask: np.ndarray,
     decay: float = 1e-4,
-    sigma: float = 4.0,
+    sigma: float = HINT_SIGMA,
 ) -> np.ndarray:
     """Solve for ab [2, h, w] that equals the hints where given and follows L-edges elsewhere.
 

@@ -19,7 +19,13 @@ from colorize_backend.contract import ModelKind
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.manifest import Manifest, ModelEntry
-from colorize_backend.planes import compose, network_input, network_lightness, resize_planes
+from colorize_backend.planes import (
+    compose,
+    lightness_at,
+    network_input,
+    network_lightness,
+    resize_planes,
+)
 from colorize_backend.reference import Hints, Reference, ReferenceMode
 
 SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -53,6 +59,7 @@ class Steering:
     mode: ReferenceMode | None
     hints: Hints | None
     strength: float
+    hint_lightness: np.ndarray | None = None  # the photo's lightness on the hint grid
 
 
 class Colorizer:
@@ -103,17 +110,24 @@ class Colorizer:
         entry = self.choose_model(model, mode)
         progress("preprocess", 0.05)
         started = time.perf_counter()
-        small = network_lightness(pixels, detail_size or entry.input_size, entry.multiple)
-        hints = self._hints(reference, pixels.shape[:2]) if mode is ReferenceMode.HINTS else None
+        steering = Steering(reference, mode, None, strength)
+        size = detail_size or entry.input_size
+        if mode is ReferenceMode.HINTS:  # the network's input comes from the hint grid's
+            assert reference is not None
+            steering.hints = reference.hints_over(pixels.shape[1], pixels.shape[0])
+            steering.hint_lightness = lightness_at(pixels, guidance.HINT_GRID_SIDE)
+            small = network_input(steering.hint_lightness, size, entry.multiple)
+        else:
+            small = network_lightness(pixels, size, entry.multiple)
         if mode is ReferenceMode.EXEMPLAR:
             assert reference is not None
             reference.check_exemplar()
         started = timings.add("preprocess", started)
         progress("network", 0.3)
-        ab = self.predict_or_steer(entry, small, Steering(reference, mode, hints, strength))
+        ab = self.predict_or_steer(entry, small, steering)
         started = timings.add("network", started)
         progress("compose", 0.6)
-        exact = hints if hints is not None and strength >= 1.0 else None
+        exact = steering.hints if steering.hints is not None and strength >= 1.0 else None
         out = compose(pixels, ab, (1.0 if mode else strength) * saturation, exact, out)
         timings.add("postprocess", started)
         return Result(out, entry.name, self.engine.provider_of(entry), timings)
@@ -154,13 +168,17 @@ class Colorizer:
                 )
             if steering.mode is ReferenceMode.HINTS:
                 assert steering.hints is not None
-                return guidance.steer_with_hints(small[0, 0], ab, steering.hints, steering.strength)
+                assert steering.hint_lightness is not None
+                return guidance.steer_with_hints(
+                    steering.hint_lightness, ab, steering.hints, steering.strength
+                )
             return ab
         assert steering.reference is not None
         inputs = guidance.model_inputs(entry, small, steering.reference, steering.hints)
         ab = self.engine.run(entry, inputs)
         if entry.kind is ModelKind.HINT and self.refine_hints and steering.hints is not None:
-            ab = guidance.spread_hints(small[0, 0], ab, steering.hints)
+            assert steering.hint_lightness is not None
+            ab = guidance.spread_hints(steering.hint_lightness, ab, steering.hints)
         if steering.strength >= 1.0:
             return ab
         return steering.strength * ab + (1 - steering.strength) * self._automatic(small, ab.shape)
@@ -172,8 +190,3 @@ class Colorizer:
             auto, {"L": network_input(small[0, 0], auto.input_size, auto.multiple)}
         )
         return resize_planes(ab, shape[2], shape[1])
-
-    @staticmethod
-    def _hints(reference: Reference | None, shape: tuple[int, int]) -> Hints:
-        assert reference is not None
-        return reference.hints_over(shape[1], shape[0])

@@ -73,19 +73,30 @@ def network_input(lightness: np.ndarray, short_side: int, multiple: int) -> np.n
     return resize_plane(lightness, w, h)[None, None]
 
 
-def network_lightness(pixels: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
+def network_lightness(
+    pixels: np.ndarray, short_side: int, multiple: int, oversample: int = 2
+) -> np.ndarray:
     """The image's lightness at the model's working size, [1, 1, h, w] float32.
 
-    8-bit images are first reduced by whole boxes to about twice the working size, on the
-    fly (as Pillow's reducing_gap does), then resized with Pillow's antialiasing filter.
+    8-bit images are first reduced by whole boxes to about `oversample` times the working
+    size, on the fly (as Pillow's reducing_gap does), then resized with Pillow's
+    antialiasing filter.
     """
     height, width = pixels.shape[:2]
     w, h = network_size(width, height, short_side, multiple)
     if pixels.dtype != np.uint8:
         return resize_plane(full_lightness(pixels), w, h)[None, None]
-    box = max(1, min(height // (2 * h), width // (2 * w)))
+    box = max(1, min(height // (oversample * h), width // (oversample * w)))
     reduced = kernels.box_lightness(colour_channels(pixels), box, box)
+    if reduced.shape == (h, w):
+        return reduced[None, None]
     return resize_plane(reduced, w, h)[None, None]
+
+
+def lightness_at(pixels: np.ndarray, short_side: int) -> np.ndarray:
+    """The image's lightness [h, w] with its short side at most short_side (aspect kept)."""
+    side = min(short_side, *pixels.shape[:2])
+    return network_lightness(pixels, side, 1, oversample=1)[0, 0]
 
 
 def compose(

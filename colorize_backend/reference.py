@@ -46,15 +46,17 @@ class ReferenceMode(StrEnum):
 
 @dataclass(frozen=True)
 class Hints:
-    """Painted colour: a*b* [H, W, 2] float32 where mask [H, W] is True."""
+    """Painted colour: a*b* [H, W, 2] float32 where mask [H, W] is True; `points` (rows,
+    columns) lists the hinted pixels when known, so that a large mask is not searched."""
 
     ab: np.ndarray
     mask: np.ndarray
+    points: tuple[np.ndarray, np.ndarray] | None = None
 
     def on_grid(self, width: int, height: int) -> Hints:
         """The hints on a coarser grid: each hinted cell takes its hints' mean a*b*."""
         full_h, full_w = self.mask.shape
-        ys, xs = np.nonzero(self.mask)
+        ys, xs = self.points if self.points is not None else np.nonzero(self.mask)
         cells = (ys * height // full_h) * width + (xs * width // full_w)
         counts = np.bincount(cells, minlength=width * height)
         ab = np.stack(
@@ -91,11 +93,12 @@ class Reference:
         """The painted pixels as hints in source coordinates (mapped through the offsets)."""
         pixels = self.pixels
         alpha = alpha_channel(pixels)
-        ys, xs = (
-            np.nonzero(alpha[..., 0] > 0)
-            if alpha is not None
-            else np.indices(pixels.shape[:2]).reshape(2, -1)
-        )
+        if alpha is None:
+            ys, xs = np.indices(pixels.shape[:2]).reshape(2, -1)
+        else:  # painted rows first: a 12 MP layer holds a few hundred painted pixels
+            rows = np.flatnonzero(alpha[..., 0].max(axis=1))
+            in_rows, xs = np.nonzero(alpha[rows, :, 0])
+            ys = rows[in_rows]
         xs_src, ys_src = xs + self.offset[0], ys + self.offset[1]
         inside = (xs_src >= 0) & (xs_src < width) & (ys_src >= 0) & (ys_src < height)
         ys, xs, xs_src, ys_src = ys[inside], xs[inside], xs_src[inside], ys_src[inside]
@@ -104,7 +107,7 @@ class Reference:
         mask = np.zeros((height, width), dtype=bool)
         ab[ys_src, xs_src] = rgb_to_lab(to_unit(rgb))[:, 1:]
         mask[ys_src, xs_src] = True
-        hints = Hints(ab, mask)
+        hints = Hints(ab, mask, (ys_src, xs_src))
         check_hints(hints)
         return hints
 
@@ -135,12 +138,13 @@ class Reference:
 def check_hints(hints: Hints) -> None:
     """Refuse a hint layer that says nothing: no painted pixel over the image, or only grey
     ones (paint on a grayscale image stays grey)."""
-    if not hints.mask.any():
+    ys, xs = hints.points if hints.points is not None else np.nonzero(hints.mask)
+    if len(ys) == 0:
         raise unusable(
             "the hint layer has no painted pixels over the image: paint colour dots or strokes "
             "on a transparent layer that overlaps the photo"
         )
-    chroma = np.hypot(*hints.ab[hints.mask].T)
+    chroma = np.hypot(*hints.ab[ys, xs].T)
     if float(chroma.max()) < GREY_CHROMA:
         raise unusable(
             "the painted hints are all grey, so they carry no colour: convert the image to RGB "

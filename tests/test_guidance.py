@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from colorize_backend.color import rgb_to_lab
+from colorize_backend.edge_filter import edge_aware_upsample
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError
 from colorize_backend.guidance import propagate_hints, transfer_exemplar
@@ -140,3 +141,32 @@ def test_a_toned_exemplar_and_a_few_grey_hints_among_coloured_ones_are_used(colo
     dots[10:14, 10:14] = (230, 230, 230, 255)  # white beads: grey on purpose
     dots[40:44, 40:44] = (200, 30, 30, 255)
     colorizer.colorize(photo[..., :1], reference=Reference(dots, "hints"))
+
+
+def test_hint_colour_stops_at_the_full_resolution_boundary_of_a_large_photo(colorizer):
+    """The spread is solved on the network's small grid (cells of ~47 px here); the
+    edge-aware upsampling puts the boundary where the photo has it, to the pixel."""
+    grey = np.full((2400, 3200, 1), 90, np.uint8)
+    edge = 1630  # not on a small-grid cell boundary
+    grey[:, edge:] = 200
+    dots = np.zeros((2400, 3200, 4), np.uint8)
+    dots[1195:1205, 795:805] = (210, 40, 40, 255)
+    row = slice(edge - 40, edge + 40)
+    hinted = colorizer.colorize(grey, reference=Reference(dots, "hints")).pixels[1200, row]
+    automatic = colorizer.colorize(grey).pixels[1200, row]
+    change = rgb_to_lab(hinted / 255.0)[:, 1] - rgb_to_lab(automatic / 255.0)[:, 1]
+    assert change[:30].min() > 15  # the dot's own region, right up to the boundary
+    assert np.abs(change[44:]).max() < 1  # nothing from 4 pixels (1 hint-grid pixel) past it
+
+
+def test_edge_aware_upsampling_keeps_a_flat_field_and_stops_at_an_edge():
+    values = np.stack([np.full((6, 8), 5.0), np.linspace(0, 7, 8)[None].repeat(6, 0)])
+    flat = np.zeros((60, 80), np.float32)
+    up = edge_aware_upsample(values.astype(np.float32), flat, 4.0)
+    np.testing.assert_allclose(up[0], 5.0, atol=1e-4)
+    stepped = flat.copy()
+    stepped[:, 43:] = 60.0
+    one_side = np.zeros((1, 6, 8), np.float32)
+    one_side[0, :, :4] = 10.0  # cells left of the edge
+    up = edge_aware_upsample(one_side, stepped, 4.0)[0]
+    assert up[:, :40].min() > 9.5 and up[:, 44:].max() < 0.5

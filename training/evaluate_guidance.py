@@ -18,6 +18,7 @@ import numpy as np
 from colorize_backend.color import rgb_to_lab
 from colorize_backend.contract import ModelKind
 from colorize_backend.engine import Engine
+from colorize_backend.errors import ColorizeError
 from colorize_backend.images import list_images
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from colorize_backend.pipeline import Colorizer
@@ -64,7 +65,10 @@ def guided_results(colorizer: Colorizer, truth: np.ndarray, other: np.ndarray, r
     hints, points = point_hints(truth, rng)
 
     def colorize(reference: Reference | None = None) -> np.ndarray:
-        return colorizer.colorize(grey, reference=reference).pixels
+        try:
+            return colorizer.colorize(grey, reference=reference).pixels
+        except ColorizeError:  # e.g. hints all grey on a near-grey photo: the user is told
+            return colorizer.colorize(grey).pixels
 
     return {
         "grey": np.repeat(grey, 3, axis=2),
@@ -79,13 +83,50 @@ def guided_results(colorizer: Colorizer, truth: np.ndarray, other: np.ndarray, r
     }
 
 
+LEAK_RADIUS = 32  # pixels around a hint (of 256) where its colour is looked for
+DIFFERENT = 30.0  # a*b* distance: ground truth clearly another colour than the hint
+SAME = 8.0  # a*b* distance: ground truth the hint's colour
+
+
+def hint_leakage(r: dict) -> tuple[float, float]:
+    """(leak, reach): the share of each hint's change (hint − automatic colour there) that
+    arrived, within LEAK_RADIUS and nearer that hint than any other, at pixels whose true
+    colour is clearly different (leak: should be 0) or the same (reach: should be 1)."""
+    points = r["points"]
+    truth, auto, got = (
+        rgb_to_lab(r[k].astype(np.float32) / 255)[..., 1:] for k in ("truth", "auto", "with_hints")
+    )
+    ys, xs = np.indices(truth.shape[:2])
+    distance = np.hypot(ys[..., None] - points[:, 0], xs[..., None] - points[:, 1])
+    nearest = distance.argmin(axis=-1)
+    leaks, reaches = [], []
+    for i, (y, x) in enumerate(points):
+        change = truth[y, x] - auto[y, x]
+        size = float(np.linalg.norm(change))
+        if size < 15:  # the hint asks for little: nothing to measure
+            continue
+        arrived = ((got - auto) @ (change / size)) / size
+        region = (nearest == i) & (distance[..., i] <= LEAK_RADIUS)
+        apart = np.linalg.norm(truth - truth[y, x], axis=-1)
+        for wanted, share in ((apart > DIFFERENT, leaks), (apart < SAME, reaches)):
+            if (region & wanted).sum() >= 20:
+                share.append(float(arrived[region & wanted].mean()))
+    return (
+        float(np.mean(leaks)) if leaks else float("nan"),
+        float(np.mean(reaches)) if reaches else float("nan"),
+    )
+
+
 def measures(r: dict) -> dict:
     """The figures of one photo's guided_results."""
     points, truth = r["points"], r["truth"]
     got = rgb_to_lab(r["with_hints"][points[:, 0], points[:, 1]].astype(np.float32) / 255)
     want = rgb_to_lab(truth[points[:, 0], points[:, 1]].astype(np.float32) / 255)
     target_hist = ab_histogram(r["other"])
+    leak, reach = hint_leakage(r)
     return {
+        "hint_leak": leak,
+        "hint_reach": reach,
         "psnr_auto": psnr(r["auto"], truth),
         "psnr_same_exemplar": psnr(r["with_same"], truth),
         "psnr_hints": psnr(r["with_hints"], truth),
@@ -105,7 +146,7 @@ def sheet_row(r: dict) -> list[np.ndarray]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
     return {
         "photos": len(rows),
         "psnr_auto_db": round(mean["psnr_auto"], 2),
@@ -116,6 +157,8 @@ def summarise(rows: list[dict]) -> dict:
         "hints_10_points_psnr_db": round(mean["psnr_hints"], 2),
         "hints_10_points_gain_db": round(mean["psnr_hints"] - mean["psnr_auto"], 2),
         "hinted_pixels_mean_delta_e": round(mean["hint_delta_e"], 2),
+        "hint_leak_across_colour_edges": round(mean["hint_leak"], 3),
+        "hint_reach_within_same_colour": round(mean["hint_reach"], 3),
     }
 
 
