@@ -35,6 +35,10 @@ INPUTS = {
     ModelKind.EXEMPLAR: ("L", "ref_lab"),
 }
 INPUT_CHANNELS = {"L": 1, "hint_ab": 2, "hint_mask": 1, "ref_lab": 3}
+# An input a model may add to its kind's: the automatic colorizer's a*b* for the same L, on
+# the output grid (H/4, W/4), which an exemplar model falls back on where nothing matches.
+AUTO_AB = "auto_ab"
+OPTIONAL_INPUTS = (AUTO_AB,)
 
 
 def centred_lightness(lightness):
@@ -43,8 +47,8 @@ def centred_lightness(lightness):
 
 
 def kind_of_inputs(names: Iterable[str]) -> ModelKind | None:
-    """The kind whose inputs are exactly these names, if any."""
-    wanted = set(names)
+    """The kind whose inputs are exactly these names (optional ones aside), if any."""
+    wanted = set(names) - set(OPTIONAL_INPUTS)
     return next((kind for kind in ModelKind if set(kind.inputs) == wanted), None)
 
 
@@ -66,8 +70,15 @@ def network_size(width: int, height: int, short_side: int, multiple: int) -> tup
     return snap(width * scale), snap(height * scale)
 
 
-def example_inputs(kind: ModelKind, height: int, width: int, lightness: float = 50.0) -> dict:
-    """Inputs of a kind's contract: flat lightness, no hints, a grey reference."""
+def example_inputs(
+    kind: ModelKind,
+    height: int,
+    width: int,
+    lightness: float = 50.0,
+    optional: Iterable[str] = (),
+) -> dict:
+    """Inputs of a kind's contract (and the optional ones named): flat lightness, no hints,
+    a grey reference, no automatic colour."""
     inputs = {}
     for name in kind.inputs:
         shape = (1, INPUT_CHANNELS[name], height, width)
@@ -75,4 +86,6 @@ def example_inputs(kind: ModelKind, height: int, width: int, lightness: float = 
     inputs["L"][:] = lightness
     if "ref_lab" in inputs:
         inputs["ref_lab"][:, 0] = lightness
+    if AUTO_AB in optional:
+        inputs[AUTO_AB] = np.zeros((1, 2, height // 4, width // 4), np.float32)
     return inputs

@@ -70,6 +70,7 @@ def openvino_available() -> bool:
 
 class Runner(Protocol):
     provider: str
+    input_names: set[str]
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -82,6 +83,7 @@ class OrtRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(entry.path), options, providers=providers)
         self.provider = self.session.get_providers()[0]
+        self.input_names = {i.name for i in self.session.get_inputs()}
         names = [o.name for o in self.session.get_outputs()]
         self.output = OUTPUT if OUTPUT in names else names[0]
 
@@ -105,6 +107,7 @@ class OpenVinoRunner:
 
         settings = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
         self.compiled = ov.Core().compile_model(str(entry.path), "CPU", settings)
+        self.input_names = {port.get_any_name() for port in self.compiled.inputs}
         self._lock = threading.Lock()  # one inference request at a time per model
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -167,7 +170,7 @@ def _compare(entry: ModelEntry, ort_runner: OrtRunner, candidate: OpenVinoRunner
     """Time both runtimes on an input of the model's working size; OpenVINO wins when it is
     at least 10 % faster and its output matches."""
     width = (entry.input_size * 11 // 8) // entry.multiple * entry.multiple
-    inputs = example_inputs(entry.kind, entry.input_size, width)
+    inputs = example_inputs(entry.kind, entry.input_size, width, optional=ort_runner.input_names)
     inputs["L"][:] = np.linspace(0, 100, inputs["L"].size, dtype=np.float32).reshape(
         inputs["L"].shape
     )
@@ -242,6 +245,10 @@ class Engine:
 
     def provider_of(self, entry: ModelEntry) -> str:
         return self.runner(entry).provider
+
+    def input_names(self, entry: ModelEntry) -> set[str]:
+        """What the model's graph reads: its kind's inputs, and any optional ones."""
+        return self.runner(entry).input_names
 
     def run(self, entry: ModelEntry, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Run a model on its contract inputs (batch 1); returns its ab output [2, h', w']."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize_backend import guidance
-from colorize_backend.contract import ModelKind
+from colorize_backend.contract import AUTO_AB, ModelKind
 from colorize_backend.engine import Engine
 from colorize_backend.errors import ColorizeError, ErrorCode
 from colorize_backend.manifest import Manifest, ModelEntry
@@ -175,13 +175,20 @@ class Colorizer:
             return ab
         assert steering.reference is not None
         inputs = guidance.model_inputs(entry, small, steering.reference, steering.hints)
+        automatic = None
+        if AUTO_AB in self.engine.input_names(entry):  # it falls back on the automatic colour
+            height, width = small.shape[2:]
+            automatic = self._automatic(small, (2, height // 4, width // 4))
+            inputs[AUTO_AB] = automatic[None]
         ab = self.engine.run(entry, inputs)
         if entry.kind is ModelKind.HINT and self.refine_hints and steering.hints is not None:
             assert steering.hint_lightness is not None
             ab = guidance.spread_hints(steering.hint_lightness, ab, steering.hints)
         if steering.strength >= 1.0:
             return ab
-        return steering.strength * ab + (1 - steering.strength) * self._automatic(small, ab.shape)
+        if automatic is None or automatic.shape != ab.shape:
+            automatic = self._automatic(small, ab.shape)
+        return steering.strength * ab + (1 - steering.strength) * automatic
 
     def _automatic(self, small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """The default auto model's ab for the same photo, resampled to `shape`."""

@@ -46,7 +46,7 @@ def daemon(colorizer):
 
 @pytest.fixture
 def photo() -> np.ndarray:
-    """A real colour photograph from the repository's sample folder, as RGB u8."""
+    """The bundled black-and-white sample photograph, as the CLI reads it: [H, W, 1] u8."""
     from colorize_backend.images import read_photo
 
     return read_photo(REPO / "samples" / "sample.jpg").pixels

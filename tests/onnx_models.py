@@ -81,6 +81,23 @@ def write_exemplar_model(path: Path) -> Path:
     return _save(nodes, "exemplar_test", inputs, path, constants)
 
 
+def write_falling_back_exemplar_model(path: Path) -> Path:
+    """`exemplar` reading the optional `auto_ab`: ab = auto_ab (nothing ever matches)."""
+    nodes = [
+        helper.make_node("ReduceMean", ["ref_lab"], ["ref_mean"], axes=[1, 2, 3], keepdims=1),
+        _pool4("L", "l_pooled"),
+        helper.make_node("Add", ["l_pooled", "ref_mean"], ["ignored"]),
+        helper.make_node("Mul", ["ignored", "zero"], ["nothing"]),
+        helper.make_node("Add", ["auto_ab", "nothing"], ["ab"]),
+    ]
+    inputs = [
+        ("L", ["N", 1, "H", "W"]),
+        ("ref_lab", ["N", 3, "Hr", "Wr"]),
+        ("auto_ab", ["N", 2, "h", "w"]),
+    ]
+    return _save(nodes, "fallback_exemplar_test", inputs, path, [_const("zero", [0.0])])
+
+
 def write_manifest(folder: Path, guided: bool = False) -> Path:
     """A manifest in folder: the linear auto model (default), plus hint/exemplar test models."""
     models = [(write_linear_auto_model(folder / "linear.onnx"), "auto")]

@@ -13,7 +13,7 @@ from colorize_backend.guidance import propagate_hints, transfer_exemplar
 from colorize_backend.manifest import Manifest
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.reference import Reference
-from tests.onnx_models import write_manifest
+from tests.onnx_models import write_falling_back_exemplar_model, write_manifest
 
 
 def test_reference_kind_is_detected_from_alpha_coverage():
@@ -170,3 +170,18 @@ def test_edge_aware_upsampling_keeps_a_flat_field_and_stops_at_an_edge():
     one_side[0, :, :4] = 10.0  # cells left of the edge
     up = edge_aware_upsample(one_side, stepped, 4.0)[0]
     assert up[:, :40].min() > 9.5 and up[:, 44:].max() < 0.5
+
+
+def test_an_exemplar_model_reading_auto_ab_gets_the_automatic_colour(tmp_path, photo):
+    """auto_ab is the default automatic model's a*b* for the same lightness, on the output
+    grid: a model that returns it unchanged gives exactly the automatic result."""
+    manifest = Manifest.load(write_manifest(tmp_path))
+    colorizer = Colorizer(manifest, Engine(threads=1))
+    fallback = write_falling_back_exemplar_model(tmp_path / "fallback.onnx")
+    exemplar = np.zeros((60, 80, 3), np.uint8)
+    exemplar[:] = (200, 40, 40)
+    grey = photo[..., :1]
+    guided = colorizer.colorize(grey, model=str(fallback), reference=Reference(exemplar))
+    assert guided.model == "fallback"
+    difference = np.abs(guided.pixels.astype(int) - colorizer.colorize(grey).pixels)
+    assert difference.mean() < 0.2 and difference.max() <= 3  # resampled on another grid

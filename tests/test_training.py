@@ -19,8 +19,9 @@ from colorize_backend.manifest import Manifest  # noqa: E402
 from colorize_backend.pipeline import Colorizer  # noqa: E402
 from colorize_backend.reference import Reference  # noqa: E402
 from tests.helpers import REPO  # noqa: E402
-from training import export, train  # noqa: E402
-from training.arch import ARCHITECTURES  # noqa: E402
+from tests.onnx_models import write_linear_auto_model  # noqa: E402
+from training import exemplar_cache, export, train, train_semantic_exemplar  # noqa: E402
+from training.arch import ARCHITECTURES, TRAINED_END_TO_END  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,14 @@ def photos(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def colour_photo(root) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(sorted(root.rglob("*.*"))[0]) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("name", TRAINED_END_TO_END)
 def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo):
     out = tmp_path / "run"
     args = [
@@ -86,7 +94,7 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
 
     colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
     grey = photo[..., :1]
-    reference = {"auto": None, "exemplar": Reference(photo[::-1].copy(), "exemplar")}.get(
+    reference = {"auto": None, "exemplar": Reference(colour_photo(photos), "exemplar")}.get(
         entry["kind"], Reference(np.dstack([np.repeat(grey, 3, 2), grey]), "hints")
     )
     if entry["kind"] == "auto":
@@ -94,6 +102,33 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
     else:
         result = colorizer.colorize(grey, reference=reference)
     assert result.model == name and result.pixels.shape == grey.shape[:2] + (3,)
+
+
+def test_semantic_exemplar_trains_on_cached_features_exports_and_colorizes(photos, tmp_path, photo):
+    listed = [(path, path.parent.name) for path in sorted(photos.rglob("*.*"))]
+    cache = tmp_path / "cache"
+    exemplar_cache.build(listed, cache)
+    out = tmp_path / "run"
+    train_semantic_exemplar.main(
+        ["--cache", str(cache), "--out", str(out), "--steps", "6", "--batch", "4",
+         "--val-every", "3"]
+    )  # fmt: skip
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [3, 6]
+    assert all(np.isfinite(h[k]["loss"]) for h in history for k in ("same photo", "same class"))
+
+    models = tmp_path / "models"
+    models.mkdir()
+    write_linear_auto_model(models / "linear.onnx")  # the automatic colour it falls back on
+    manifest = models / "manifest.json"
+    export.update_manifest(
+        {"name": "linear", "file": "linear.onnx", "kind": "auto", "input_size": 64}, manifest
+    )
+    export.main([str(out / "best.pt"), "--name", "semantic", "--manifest", str(manifest)])
+    colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
+    grey = photo[..., :1]
+    result = colorizer.colorize(grey, reference=Reference(colour_photo(photos), "exemplar"))
+    assert result.model == "semantic" and result.pixels.shape == grey.shape[:2] + (3,)
 
 
 def test_torch_lab_conversion_matches_scikit_image():

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from colorize_backend.contract import OUTPUT, ModelKind, example_inputs
+from colorize_backend.contract import AUTO_AB, OUTPUT, ModelKind, example_inputs
 from colorize_backend.manifest import MANIFEST_PATH, sha256_of
 from training.arch import ARCHITECTURES
 from training.bins import AnnealedMean
@@ -44,18 +44,27 @@ def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[ExportedCol
     return ExportedColorizer(network, centres, arch.objective, temperature).eval(), state
 
 
-def export_onnx(graph: nn.Module, kind: ModelKind, path: Path, fp16: bool = False) -> None:
-    inputs = example_inputs(kind, 256, 256)
-    examples = tuple(torch.from_numpy(inputs[name]) for name in kind.inputs)
-    dynamic = {name: {0: "N", 2: "H", 3: "W"} for name in kind.inputs}
+def export_onnx(
+    graph: nn.Module,
+    kind: ModelKind,
+    path: Path,
+    fp16: bool = False,
+    optional: tuple[str, ...] = (),
+) -> None:
+    names = list(kind.inputs) + list(optional)
+    inputs = example_inputs(kind, 256, 256, optional=optional)
+    examples = tuple(torch.from_numpy(inputs[name]) for name in names)
+    dynamic = {name: {0: "N", 2: "H", 3: "W"} for name in names}
     if "ref_lab" in dynamic:
         dynamic["ref_lab"] = {0: "N", 2: "Hr", 3: "Wr"}  # the exemplar has its own size
+    if AUTO_AB in dynamic:
+        dynamic[AUTO_AB] = {0: "N", 2: "h", 3: "w"}  # the output grid
     dynamic[OUTPUT] = {0: "N", 2: "h", 3: "w"}
     torch.onnx.export(
         graph,
         examples,
         str(path),
-        input_names=list(kind.inputs),
+        input_names=names,
         output_names=[OUTPUT],
         dynamic_axes=dynamic,
         opset_version=17,
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     graph, state = load_graph(args.checkpoint, args.temperature)
     target = args.manifest.parent / f"{args.name}.onnx"
     arch = ARCHITECTURES[state["arch"]]
-    export_onnx(graph, arch.kind, target, args.fp16)
+    export_onnx(graph, arch.kind, target, args.fp16, arch.optional_inputs)
     update_manifest(
         {
             "name": args.name,

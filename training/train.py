@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from colorize_backend.contract import ModelKind
-from training.arch import ARCHITECTURES, Architecture
+from training.arch import ARCHITECTURES, TRAINED_END_TO_END, Architecture
 from training.arch.backbone import EfficientNetLite0Features
 from training.bins import (
     AnnealedMean,
@@ -49,7 +49,7 @@ LOG = logging.getLogger("training.train")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
+    p.add_argument("--arch", choices=TRAINED_END_TO_END, required=True)
     p.add_argument("--data", type=Path, nargs="+", required=True, help="training photo roots")
     p.add_argument("--val", type=Path, nargs="*", default=[], help="held-out roots (selection)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint and log folder")

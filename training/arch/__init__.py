@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from colorize_backend.contract import ModelKind
+from colorize_backend.contract import AUTO_AB, ModelKind
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class Architecture:
     build: Callable[[int], nn.Module]  # num_bins -> network
     description: str
     init_prefix: str | None = None  # --init loads a checkpoint's weights under this module name
+    optional_inputs: tuple[str, ...] = ()  # read beyond its kind's inputs (contract.py)
+    trainer: str = "training.train"  # the module that trains it
 
 
 def _fusion(num_bins: int) -> nn.Module:
@@ -50,6 +52,12 @@ def _exemplar(num_bins: int) -> nn.Module:
     from training.arch.exemplar import ExemplarColorizer
 
     return ExemplarColorizer()
+
+
+def _semantic_exemplar(num_bins: int) -> nn.Module:
+    from training.arch.semantic_exemplar import SemanticExemplarColorizer
+
+    return SemanticExemplarColorizer()
 
 
 def _user_hint(num_bins: int) -> nn.Module:
@@ -102,6 +110,17 @@ ARCHITECTURES = {
             "Lab; soft correspondence + palette embedding, ab regression",
         ),
         Architecture(
+            "semantic-exemplar",
+            ModelKind.EXEMPLAR,
+            "regression",
+            _semantic_exemplar,
+            "Semantic exemplar network: frozen EfficientNet-Lite0 features of both photos' "
+            "lightness, attention by content, confidence-weighted blend with the automatic "
+            "colour (after He et al. 2018)",
+            optional_inputs=(AUTO_AB,),
+            trainer="training.train_semantic_exemplar",
+        ),
+        Architecture(
             "user-hint",
             ModelKind.HINT,
             "bins",
@@ -112,3 +131,5 @@ ARCHITECTURES = {
         ),
     )
 }
+# what `python -m training.train --arch` trains (the others have trainers of their own)
+TRAINED_END_TO_END = sorted(n for n, a in ARCHITECTURES.items() if a.trainer == "training.train")
