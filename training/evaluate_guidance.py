@@ -4,7 +4,8 @@ python -m training.evaluate_guidance --data ../shared/datasets/val [--limit N] [
 
 For each photo (256x256): the automatic result; an exemplar made from the same
 photo (re-cropped and flipped); an exemplar that is another photo of the same
-folder (same kind of scene); and 10 ground-truth colour points as painted hints.
+class (`--classes`, from training.classes; else of the same folder); and 10
+ground-truth colour points as painted hints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from colorize_backend.images import list_images
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.reference import Reference, ReferenceMode
+from training.classes import class_of
 from training.latency import cpu_latency
 from training.metrics import psnr
 from training.photos import (
@@ -129,6 +131,7 @@ def measures(r: dict) -> dict:
         "hint_reach": reach,
         "psnr_auto": psnr(r["auto"], truth),
         "psnr_same_exemplar": psnr(r["with_same"], truth),
+        "psnr_other_exemplar": psnr(r["with_other"], truth),
         "psnr_hints": psnr(r["with_hints"], truth),
         "hint_delta_e": float(np.linalg.norm(got - want, axis=1).mean()),
         "other_distance_before": hellinger(ab_histogram(r["auto"]), target_hist),
@@ -152,6 +155,8 @@ def summarise(rows: list[dict]) -> dict:
         "psnr_auto_db": round(mean["psnr_auto"], 2),
         "exemplar_same_photo_psnr_db": round(mean["psnr_same_exemplar"], 2),
         "exemplar_same_photo_gain_db": round(mean["psnr_same_exemplar"] - mean["psnr_auto"], 2),
+        "exemplar_other_photo_psnr_db": round(mean["psnr_other_exemplar"], 2),
+        "exemplar_other_photo_gain_db": round(mean["psnr_other_exemplar"] - mean["psnr_auto"], 2),
         "exemplar_other_photo_hist_distance_before": round(mean["other_distance_before"], 3),
         "exemplar_other_photo_hist_distance_after": round(mean["other_distance_after"], 3),
         "hints_10_points_psnr_db": round(mean["psnr_hints"], 2),
@@ -162,17 +167,29 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def kin(path: Path, classes: dict[str, str]) -> str:
+    """What makes another photo "of the same class": its class where known, else its folder
+    (each folder of the validation sets holds one kind of photo)."""
+    return class_of(path, classes) or str(path.parent)
+
+
 def evaluate(
-    colorizer: Colorizer, files: list[Path], pool: list[Path], sheet_rows: int = 0
+    colorizer: Colorizer,
+    files: list[Path],
+    pool: list[Path],
+    sheet_rows: int = 0,
+    classes: dict[str, str] | None = None,
 ) -> tuple[dict, list]:
-    """Metrics over files; `pool` supplies the other photos of the same folder as exemplars."""
+    """Metrics over files; `pool` supplies other photos of the same class as exemplars."""
     rng = np.random.default_rng(0)
     rows, examples = [], []
-    by_folder: dict[Path, list[Path]] = {}
+    by_kin: dict[str, list[Path]] = {}
     for path in pool:
-        by_folder.setdefault(path.parent, []).append(path)
+        by_kin.setdefault(kin(path, classes or {}), []).append(path)
     for path in files:
-        siblings = [p for p in by_folder[path.parent] if p != path]
+        siblings = [p for p in by_kin[kin(path, classes or {})] if p != path]
+        if not siblings:  # the only photo of its class: another of its folder
+            siblings = [p for p in pool if p.parent == path.parent and p != path]
         other = ground_truth(siblings[rng.integers(len(siblings))])
         results = guided_results(colorizer, ground_truth(path), other, rng)
         rows.append(measures(results))
@@ -194,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         help="ignore installed hint/exemplar models: measure the model-free methods",
     )
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
+    p.add_argument("--classes", type=Path, help="classes of the extra photos (training.classes)")
     p.add_argument(
         "--model-only",
         action="store_true",
@@ -208,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
         manifest = Manifest(auto, manifest.default)
     engine = Engine(["CPUExecutionProvider"], threads=2)
     colorizer = Colorizer(manifest, engine, refine_hints=not args.model_only)
-    report, examples = evaluate(colorizer, files, pool, sheet_rows=6 if args.sheet else 0)
+    classes = json.loads(args.classes.read_text()) if args.classes else {}
+    rows = 6 if args.sheet else 0
+    report, examples = evaluate(colorizer, files, pool, rows, classes)
     for kind in (ModelKind.EXEMPLAR, ModelKind.HINT):
         entry = manifest.find_kind(kind)
         if entry is not None:

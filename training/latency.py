@@ -14,7 +14,7 @@ def cpu_latency(engine: Engine, entry: ModelEntry) -> dict:
     """Median network time (ms) at 256² and 512², batch 1, for a model of any kind."""
     latency = {}
     for side in (256, 512):
-        inputs = example_inputs(entry.kind, side, side)
+        inputs = example_inputs(entry.kind, side, side, optional=engine.input_names(entry))
         engine.run(entry, inputs)
         times = []
         for _ in range(10):
