@@ -46,6 +46,20 @@ def test_evaluate_reports_every_metric_and_updates_the_manifest(photo_folder, tm
     assert stored["psnr_db"] == report["psnr_db"]
 
 
+def test_recognition_scores_the_photos_that_name_their_imagenet_class(
+    photo_folder, tmp_path, capsys
+):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    named = photo_folder / "a" / "n01440764_tench.png"  # a WordNet id the classifier knows
+    (photo_folder / "a" / "0.png").rename(named)
+    manifest = models_folder(tmp_path)
+    evaluate.main(["--data", str(photo_folder), "--manifest", str(manifest), "--recognition"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["classified_photos"] == 1
+    assert {"top1_truth_pct", "top1_grey_pct", "top1_ours_pct"} <= set(report)
+    assert report["by_group"]["objects"]["photos"] == 6  # unknown folders count as objects
+
+
 def test_guidance_evaluation_uses_the_installed_guided_models(photo_folder, tmp_path, capsys):
     manifest = models_folder(tmp_path, guided=True)
     evaluate_guidance.main(["--data", str(photo_folder), "--manifest", str(manifest)])

@@ -5,7 +5,9 @@ python -m training.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
 photo), colorized by colorize_backend.engine exactly as the daemon would, and compared
-with the original: PSNR, SSIM, colourfulness and its gap, ab-entropy loss.
+with the original: PSNR, SSIM, colourfulness and its gap, ab-entropy loss, overall and
+per subject group; with --recognition, whether an ImageNet classifier recognises the
+photos better in our colour than in grey (training.recognition).
 """
 
 from __future__ import annotations
@@ -24,27 +26,37 @@ from colorize_backend.pipeline import Colorizer
 from training.latency import cpu_latency
 from training.metrics import ab_entropy, colorfulness, psnr, ssim
 from training.photos import grey_version, ground_truth, spread_subset
+from training.recognition import Recogniser, imagenet_class, load_wnids
+from training.sources import GROUPS, group_of
 
 
-def evaluate(colorizer: Colorizer, model: str | None, files: list[Path]) -> dict:
-    rows = []
-    for path in files:
-        truth = ground_truth(path)
-        grey = grey_version(truth)
-        predicted = colorizer.colorize(grey, model).pixels
-        rows.append(
-            {
-                "psnr": psnr(predicted, truth),
-                "ssim": ssim(predicted, truth),
-                "cf": colorfulness(predicted),
-                "cf_truth": colorfulness(truth),
-                "entropy_loss": ab_entropy(truth) - ab_entropy(predicted),
-                "psnr_grey": psnr(np.repeat(grey, 3, axis=2), truth),
-            }
-        )
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    latency = cpu_latency(colorizer.engine, colorizer.manifest.resolve(model, ModelKind.AUTO))
-    return {
+def photo_row(colorizer: Colorizer, model: str | None, path: Path, recognition) -> dict:
+    """One photo's measures; with recognition (a Recogniser and the class list), the
+    classifier's top-1 hits on truth, grey and colorized when the photo names its class."""
+    truth = ground_truth(path)
+    grey = grey_version(truth)
+    predicted = colorizer.colorize(grey, model).pixels
+    row = {
+        "group": group_of(path.parent.name),
+        "psnr": psnr(predicted, truth),
+        "ssim": ssim(predicted, truth),
+        "cf": colorfulness(predicted),
+        "cf_truth": colorfulness(truth),
+        "entropy_loss": ab_entropy(truth) - ab_entropy(predicted),
+        "psnr_grey": psnr(np.repeat(grey, 3, axis=2), truth),
+    }
+    label = imagenet_class(path, recognition[1]) if recognition else None
+    if label is not None:
+        recogniser = recognition[0]
+        for name, image in (("truth", truth), ("grey", np.repeat(grey, 3, 2)), ("ours", predicted)):
+            row[f"top1_{name}"] = float(recogniser.top1(image) == label)
+    return row
+
+
+def summary(rows: list[dict]) -> dict:
+    """Means of the rows' measures (top-1 over the photos that have a class)."""
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "group"}
+    report = {
         "photos": len(rows),
         "psnr_db": round(mean["psnr"], 2),
         "ssim": round(mean["ssim"], 4),
@@ -53,8 +65,30 @@ def evaluate(colorizer: Colorizer, model: str | None, files: list[Path]) -> dict
         "colorfulness_gap": round(abs(mean["cf"] - mean["cf_truth"]), 2),
         "ab_entropy_loss_bits": round(mean["entropy_loss"], 3),
         "psnr_grey_baseline_db": round(mean["psnr_grey"], 2),
-        **latency,
     }
+    scored = [r for r in rows if "top1_ours" in r]
+    if scored:
+        report["classified_photos"] = len(scored)
+        for name in ("truth", "grey", "ours"):
+            report[f"top1_{name}_pct"] = round(
+                100 * np.mean([r[f"top1_{name}"] for r in scored]), 1
+            )
+    return report
+
+
+def evaluate(
+    colorizer: Colorizer, model: str | None, files: list[Path], recognise: bool = False
+) -> dict:
+    recognition = (Recogniser(), load_wnids()) if recognise else None
+    rows = [photo_row(colorizer, model, path, recognition) for path in files]
+    report = summary(rows)
+    report["by_group"] = {
+        group: summary([r for r in rows if r["group"] == group])
+        for group in GROUPS
+        if any(r["group"] == group for r in rows)
+    }
+    entry = colorizer.manifest.resolve(model, ModelKind.AUTO)
+    return {**report, **cpu_latency(colorizer.engine, entry)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,12 +101,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
     p.add_argument("--update-manifest", action="store_true", help="store the report in it")
+    p.add_argument(
+        "--recognition",
+        action="store_true",
+        help="also score an ImageNet classifier on truth, grey and colorized photos",
+    )
     args = p.parse_args(argv)
     files = spread_subset(list_images(args.data), args.limit)
     colorizer = Colorizer(
         Manifest.load(args.manifest), Engine(["CPUExecutionProvider"], threads=args.threads)
     )
-    report = evaluate(colorizer, args.model, files)
+    report = evaluate(colorizer, args.model, files, args.recognition)
     report["data"] = str(args.data)
     print(json.dumps(report, indent=2))
     if args.update_manifest:
