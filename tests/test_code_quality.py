@@ -24,6 +24,7 @@ CORE = (
     "engine",
     "manifest",
     "adapters",
+    "edge_filter",
 )
 MAX_FUNCTION_LINES = 60
 
