@@ -76,6 +76,11 @@ def write_result(image, source, fmt, pixels):
     return layer
 
 
+def as_bytes(pixels):
+    """The result's bytes: under Python 2, bytes() of a memoryview is its repr, not its content."""
+    return pixels.tobytes() if isinstance(pixels, memoryview) else bytes(pixels)
+
+
 PRECISION_U8_GAMMA = 150  # GIMP 2.10's 8-bit perceptual precision
 
 
@@ -114,7 +119,7 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
         raise RuntimeError(exc.message)  # gimpfu reports it and the image stays untouched
     gimp.progress_update(0.9)
     try:
-        write_result(image, drawable, reply["format"], bytes(result))
+        write_result(image, drawable, reply["format"], as_bytes(result))
     finally:
         client.release()
     gimp.progress_update(1.0)
