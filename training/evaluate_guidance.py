@@ -26,7 +26,7 @@ from colorize_backend.pipeline import Colorizer
 from colorize_backend.reference import Reference, ReferenceMode
 from training.classes import class_of
 from training.latency import cpu_latency
-from training.metrics import psnr
+from training.metrics import colorfulness, psnr
 from training.photos import (
     grey_version,
     ground_truth,
@@ -35,6 +35,7 @@ from training.photos import (
     spread_subset,
 )
 from training.sheet import draw_sheet
+from training.sources import GROUPS, group_of
 
 SHEET_LABELS = [
     "grey input",
@@ -136,6 +137,9 @@ def measures(r: dict) -> dict:
         "hint_delta_e": float(np.linalg.norm(got - want, axis=1).mean()),
         "other_distance_before": hellinger(ab_histogram(r["auto"]), target_hist),
         "other_distance_after": hellinger(ab_histogram(r["with_other"]), target_hist),
+        "colourfulness_truth": colorfulness(truth),
+        "colourfulness_auto": colorfulness(r["auto"]),
+        "colourfulness_other_exemplar": colorfulness(r["with_other"]),
     }
 
 
@@ -149,7 +153,7 @@ def sheet_row(r: dict) -> list[np.ndarray]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "group"}
     return {
         "photos": len(rows),
         "psnr_auto_db": round(mean["psnr_auto"], 2),
@@ -159,6 +163,9 @@ def summarise(rows: list[dict]) -> dict:
         "exemplar_other_photo_gain_db": round(mean["psnr_other_exemplar"] - mean["psnr_auto"], 2),
         "exemplar_other_photo_hist_distance_before": round(mean["other_distance_before"], 3),
         "exemplar_other_photo_hist_distance_after": round(mean["other_distance_after"], 3),
+        "colourfulness_truth": round(mean["colourfulness_truth"], 1),
+        "colourfulness_auto": round(mean["colourfulness_auto"], 1),
+        "exemplar_other_photo_colourfulness": round(mean["colourfulness_other_exemplar"], 1),
         "hints_10_points_psnr_db": round(mean["psnr_hints"], 2),
         "hints_10_points_gain_db": round(mean["psnr_hints"] - mean["psnr_auto"], 2),
         "hinted_pixels_mean_delta_e": round(mean["hint_delta_e"], 2),
@@ -192,10 +199,16 @@ def evaluate(
             siblings = [p for p in pool if p.parent == path.parent and p != path]
         other = ground_truth(siblings[rng.integers(len(siblings))])
         results = guided_results(colorizer, ground_truth(path), other, rng)
-        rows.append(measures(results))
+        rows.append({"group": group_of(path.parent.name), **measures(results)})
         if len(examples) < sheet_rows and len(rows) % max(1, len(files) // sheet_rows) == 1:
             examples.append(sheet_row(results))
-    return summarise(rows), examples
+    report = summarise(rows)
+    report["by_group"] = {
+        group: summarise([r for r in rows if r["group"] == group])
+        for group in GROUPS
+        if any(r["group"] == group for r in rows)
+    }
+    return report, examples
 
 
 def main(argv: list[str] | None = None) -> None:
