@@ -6,10 +6,12 @@ inputs; without one, two model-free methods steer the automatic prediction:
   per lightness band (soft bands, no seams), so that a blue sky in the exemplar tints
   bright regions, not faces;
 - hints: propagate painted colours along lightness edges (Levin, Lischinski & Weiss
-  2004, "Colorization using Optimization"), solved as a sparse linear system at the
-  network's working size. The propagated quantity is the difference between hint and
-  prediction, screened by a small decay term, so a hint affects its similar-looking
-  neighbourhood and fades beyond it.
+  2004, "Colorization using Optimization"), solved as a sparse linear system on the
+  network's small output grid, then brought to a fine grid (up to HINT_GRID_SIDE) by an
+  edge-aware upsampling guided by the photo's own lightness, so that colour stops at the
+  real boundary. The propagated quantity is the difference between hint and prediction,
+  screened by a small decay term, so a hint affects its similar-looking neighbourhood and
+  fades beyond it.
 """
 
 from __future__ import annotations
