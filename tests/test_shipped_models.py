@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from colorize_backend.contract import ModelKind, example_inputs
+from colorize_backend.contract import OPTIONAL_INPUTS, ModelKind, example_inputs
 from colorize_backend.engine import Engine
 from colorize_backend.manifest import MANIFEST_PATH, Manifest
 from colorize_backend.pipeline import Colorizer
@@ -28,11 +28,13 @@ def test_model_follows_the_contract(name):
     assert entry.path.stat().st_size < 40e6
     assert {"training_data", "license", "metrics"} <= set(entry.extra)
     session = ort.InferenceSession(str(entry.path), providers=["CPUExecutionProvider"])
-    inputs = {i.name: i for i in session.get_inputs()}
-    assert set(inputs) == set(example_inputs(entry.kind, 8, 8))
+    names = {i.name for i in session.get_inputs()}
+    optional = names & set(OPTIONAL_INPUTS)
+    assert names - optional == set(entry.kind.inputs)
     assert [o.name for o in session.get_outputs()] == ["ab"]
     for h, w in ((256, 256), (256, 352)):  # dynamic spatial size, as the pipeline needs
-        (ab,) = session.run(["ab"], example_inputs(entry.kind, h, w, lightness=60.0))
+        inputs = example_inputs(entry.kind, h, w, lightness=60.0, optional=optional)
+        (ab,) = session.run(["ab"], inputs)
         assert ab.shape[:2] == (1, 2) and h % ab.shape[2] == 0 and w % ab.shape[3] == 0
         assert np.isfinite(ab).all() and np.abs(ab).max() < 128
 
