@@ -29,7 +29,7 @@ from colorize_backend.reference import Hints, Reference
 BANDS = 5
 HINT_GRID_SIDE = 768  # short side of the grid hints spread on (thin edges survive there)
 SIGMA_R = 4.0  # L units: on the fine grid, a lightness step of a few of these stops colour
-HINT_SIGMA = 1.0  # L units: on the small grid, cells 2-3 L apart hardly share colour
+HINT_SIGMA = 1.5  # L units: on the small grid, cells 4-5 L apart hardly share colour
 
 
 def steer_with_exemplar(
