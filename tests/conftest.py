@@ -12,7 +12,7 @@ from colorize_backend.engine import Engine
 from colorize_backend.manifest import Manifest
 from colorize_backend.pipeline import Colorizer
 from colorize_backend.protocol import Limits
-from tests.helpers import REPO, loopback_endpoint
+from tests.helpers import REPO, SlowColorizer, loopback_endpoint
 from tests.onnx_models import write_manifest
 
 
@@ -42,6 +42,24 @@ def daemon(colorizer):
     server.start()
     yield endpoint
     server.stop()
+
+
+@pytest.fixture
+def make_daemon(colorizer):
+    """Start daemons with given settings; all are stopped at the end of the test."""
+    started = []
+
+    def make(slow: bool = False, **settings) -> str:
+        endpoint = loopback_endpoint()
+        used = SlowColorizer(colorizer.manifest, colorizer.engine) if slow else colorizer
+        server = Daemon(used, DaemonConfig(endpoint=endpoint, **settings))
+        server.start()
+        started.append(server)
+        return endpoint
+
+    yield make
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

@@ -12,27 +12,9 @@ from colorize_backend.client import CurveKeys, DaemonClient
 from colorize_backend.daemon import Daemon, DaemonConfig, is_loopback
 from colorize_backend.errors import ColorizeError
 from colorize_backend.protocol import Limits
-from tests.helpers import SlowColorizer, colorize_frames, loopback_endpoint, raw_call
+from tests.helpers import colorize_frames, raw_call
 
 HELLO = b'{"v": 2, "op": "hello"}'
-
-
-@pytest.fixture
-def make_daemon(colorizer):
-    """Start daemons with given settings; all are stopped at the end of the test."""
-    started = []
-
-    def make(slow: bool = False, **settings) -> str:
-        endpoint = loopback_endpoint()
-        used = SlowColorizer(colorizer.manifest, colorizer.engine) if slow else colorizer
-        server = Daemon(used, DaemonConfig(endpoint=endpoint, **settings))
-        server.start()
-        started.append(server)
-        return endpoint
-
-    yield make
-    for server in started:
-        server.stop()
 
 
 def dealer(endpoint: str, timeout_s: float = 30.0) -> zmq.Socket:

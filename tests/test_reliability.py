@@ -68,23 +68,6 @@ def grey_photo(megapixels: float) -> np.ndarray:
     return (128 + 100 * np.sin(x / 50.0) * np.cos(y / 40.0)).astype(np.uint8)[..., None]
 
 
-@pytest.fixture
-def in_process(colorizer):
-    """Daemons in this process (threads), with given settings; stopped at the end."""
-    started = []
-
-    def make(**settings) -> str:
-        endpoint = loopback_endpoint()
-        server = Daemon(colorizer, DaemonConfig(endpoint=endpoint, **settings))
-        server.start()
-        started.append(server)
-        return endpoint
-
-    yield make
-    for server in started:
-        server.stop()
-
-
 # 1 ------------------------------------------------------------ a daemon killed mid-request
 
 
@@ -143,8 +126,8 @@ def test_a_colorize_request_is_never_sent_twice():
 # 2 ------------------------------------------------------------ the largest valid request
 
 
-def test_the_largest_valid_layer_fits_the_frame_limit(in_process):
-    endpoint = in_process(limits=Limits(max_pixels=10_000))
+def test_the_largest_valid_layer_fits_the_frame_limit(make_daemon):
+    endpoint = make_daemon(limits=Limits(max_pixels=10_000))
     rgba_float = np.full((100, 100, 4), 0.5, np.float32)
     from colorize_backend.client import DaemonClient
 
@@ -213,8 +196,8 @@ def test_a_client_that_goes_away_has_its_job_cancelled(colorizer, caplog):
 # 5 ------------------------------------------------------------ many clients at once
 
 
-def test_sixteen_simultaneous_clients_all_get_their_colour(in_process, photo):
-    endpoint = in_process(workers=1, limits=Limits(queue_size=4, max_queued_per_client=1))
+def test_sixteen_simultaneous_clients_all_get_their_colour(make_daemon, photo):
+    endpoint = make_daemon(workers=1, limits=Limits(queue_size=4, max_queued_per_client=1))
     small = photo[:96, :128, :1]
     outcomes: list = []
 
@@ -446,14 +429,14 @@ def test_junk_requests_do_not_flood_the_log(test_manifest, tmp_path):
 # 15 ------------------------------------------------------------ CURVE
 
 
-def test_an_unknown_curve_client_is_told_and_logged(in_process, tmp_path, caplog):
+def test_an_unknown_curve_client_is_told_and_logged(make_daemon, tmp_path, caplog):
     caplog.set_level("INFO")
     import zmq.auth
 
     keys = tmp_path / "keys"
     keys.mkdir()
     public, secret = zmq.auth.create_certificates(str(keys), "server")
-    endpoint = in_process(curve_secret_key=Path(secret))
+    endpoint = make_daemon(curve_secret_key=Path(secret))
     server_key = zmq.auth.load_certificate(public)[0].decode()
     strangers = tmp_path / "elsewhere"
     strangers.mkdir()
