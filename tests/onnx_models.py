@@ -23,11 +23,7 @@ def _save(nodes, name: str, inputs, path: Path, initializers=()) -> Path:
         [helper.make_tensor_value_info("ab", TensorProto.FLOAT, ["N", 2, "h", "w"])],
         list(initializers),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save_graph(graph, path)
 
 
 def _const(name: str, values, dtype=np.float32):

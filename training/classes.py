@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-WNID = re.compile(r"n\d{8}")
+WNID = re.compile(r"^(n\d{8})_")  # build.py names ImageNet-derived photos "nXXXXXXXX_hash"
 FOLDER_CLASSES = {
     "lfw": "face",
     "utkface": "face",
@@ -104,12 +104,18 @@ def extra_classes(mirrors: Path) -> dict[str, str]:
     return classes
 
 
+def wordnet_id(photo: Path) -> str | None:
+    """The ImageNet WordNet id a photo's file name starts with, if any."""
+    match = WNID.match(photo.name)
+    return match.group(1) if match else None
+
+
 def class_of(photo: Path, extra: dict[str, str]) -> str | None:
     """The class of a photo file (extra or shared dataset), None when it has none."""
     source = photo.parent.name
-    wnid = WNID.match(photo.stem)
+    wnid = wordnet_id(photo)
     if wnid:
-        return wnid.group(0)
+        return wnid
     if source in FOLDER_CLASSES:
         return FOLDER_CLASSES[source]
     return extra.get(f"{source}/{photo.stem}")

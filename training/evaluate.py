@@ -27,7 +27,7 @@ from training.latency import cpu_latency
 from training.metrics import ab_entropy, colorfulness, psnr, ssim
 from training.photos import grey_version, ground_truth, spread_subset
 from training.recognition import Recogniser, imagenet_class, load_wnids
-from training.sources import GROUPS, group_of
+from training.sources import by_group, group_of
 
 
 def photo_row(colorizer: Colorizer, model: str | None, path: Path, recognition) -> dict:
@@ -82,11 +82,7 @@ def evaluate(
     recognition = (Recogniser(), load_wnids()) if recognise else None
     rows = [photo_row(colorizer, model, path, recognition) for path in files]
     report = summary(rows)
-    report["by_group"] = {
-        group: summary([r for r in rows if r["group"] == group])
-        for group in GROUPS
-        if any(r["group"] == group for r in rows)
-    }
+    report["by_group"] = by_group(rows, summary)
     entry = colorizer.manifest.resolve(model, ModelKind.AUTO)
     return {**report, **cpu_latency(colorizer.engine, entry)}
 

@@ -35,7 +35,7 @@ from training.photos import (
     spread_subset,
 )
 from training.sheet import draw_sheet
-from training.sources import GROUPS, group_of
+from training.sources import by_group, group_of
 
 SHEET_LABELS = [
     "grey input",
@@ -203,11 +203,7 @@ def evaluate(
         if len(examples) < sheet_rows and len(rows) % max(1, len(files) // sheet_rows) == 1:
             examples.append(sheet_row(results))
     report = summarise(rows)
-    report["by_group"] = {
-        group: summarise([r for r in rows if r["group"] == group])
-        for group in GROUPS
-        if any(r["group"] == group for r in rows)
-    }
+    report["by_group"] = by_group(rows, summarise)
     return report, examples
 
 

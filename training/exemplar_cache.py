@@ -29,10 +29,11 @@ from colorize_backend.engine import Engine
 from colorize_backend.images import list_images
 from colorize_backend.manifest import Manifest
 from training.arch.backbone import TAP_CHANNELS, EfficientNetLite0Features
+from training.arch.semantic_exemplar import STRIDES, matching_taps
 from training.classes import FOLDER_CLASSES, class_of
+from training.photos import recropped_and_flipped
 
 SIZE = 224
-STRIDES = (4, 8, 16, 32)
 BATCH = 32
 
 
@@ -68,14 +69,6 @@ def square(path: Path) -> np.ndarray:
         return np.asarray(image.resize((SIZE, SIZE), Image.BICUBIC, box=box))
 
 
-def recrop_and_mirror(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """70-90 % of the side, anywhere, mirrored: how a user might re-frame the same scene."""
-    side = int(SIZE * rng.uniform(0.7, 0.9))
-    top, left = rng.integers(0, SIZE - side + 1, size=2)
-    crop = Image.fromarray(rgb[top : top + side, left : left + side]).resize((SIZE, SIZE))
-    return np.asarray(crop)[:, ::-1].copy()
-
-
 def open_arrays(out: Path, count: int) -> dict[str, np.ndarray]:
     """Memory-mapped .npy files: one row per variant (2 per photo)."""
     # stride-4 features are kept pooled to stride 8, where the network matches
@@ -97,9 +90,8 @@ def fill_batch(arrays, start: int, lab: np.ndarray, features, automatic) -> None
     """Rows start.. of every array from a batch of Lab images [B, SIZE, SIZE, 3]."""
     lab_t = torch.from_numpy(lab).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
-        taps, _ = features(lab_t[:, :1])
+        taps = matching_taps(features, lab_t[:, :1])
     rows = slice(start, start + len(lab))
-    taps[0] = F.avg_pool2d(taps[0], 2)
     for stride, tap in zip(STRIDES, taps):
         arrays[f"tap{stride}"][rows] = tap.numpy().astype(np.float16)
     arrays["ab4"][rows] = F.avg_pool2d(lab_t[:, 1:], 4).numpy().astype(np.float16)
@@ -124,7 +116,7 @@ def build(photos: list, out: Path) -> None:
         rgb = []
         for path, _ in photos[start : start + BATCH // 2]:
             photo = square(path)
-            rgb += [photo, recrop_and_mirror(photo, rng)]
+            rgb += [photo, recropped_and_flipped(photo, rng)]
         lab = rgb_to_lab(np.stack(rgb).astype(np.float32) / 255.0).astype(np.float32)
         fill_batch(arrays, 2 * start, lab, features, automatic)
     for array in arrays.values():

@@ -33,9 +33,12 @@ def grey_version(rgb: np.ndarray) -> np.ndarray:
 
 
 def recropped_and_flipped(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    side = int(SIZE * rng.uniform(0.7, 0.9))
-    top, left = rng.integers(0, SIZE - side + 1, size=2)
-    crop = Image.fromarray(truth[top : top + side, left : left + side]).resize((SIZE, SIZE))
+    """70-90 % of a square photo's side, anywhere, mirrored, back at its size: how a user
+    might re-frame the same scene."""
+    size = truth.shape[0]
+    side = int(size * rng.uniform(0.7, 0.9))
+    top, left = rng.integers(0, size - side + 1, size=2)
+    crop = Image.fromarray(truth[top : top + side, left : left + side]).resize((size, size))
     return np.asarray(crop)[:, ::-1].copy()
 
 

@@ -8,22 +8,20 @@ class (WordNet id, as the extra datasets name them) are scored.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-WNID = re.compile(r"^(n\d{8})_")
+from training.classes import wordnet_id
+
 WNIDS_FILE = Path(__file__).with_name("imagenet_wnids.txt")
 INPUT_SIDE = 224
 
 
 def imagenet_class(path: Path, wnids: list[str]) -> int | None:
     """The ImageNet-1k class index a photo's name gives, if it gives one of the 1000."""
-    match = WNID.match(path.name)
-    if match is None or match.group(1) not in wnids:
-        return None
-    return wnids.index(match.group(1))
+    wnid = wordnet_id(path)
+    return wnids.index(wnid) if wnid in wnids else None
 
 
 def load_wnids() -> list[str]:

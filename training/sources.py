@@ -11,7 +11,7 @@ covered. Within a group every photo is equally likely.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -52,6 +52,15 @@ GROUP_SHARE = {"people": 0.30, "animals": 0.20, "objects": 0.30, "scenes": 0.20}
 def group_of(source: str) -> str:
     """The subject group of a source folder; unknown folders count as objects."""
     return SOURCE_GROUP.get(source, "objects")
+
+
+def by_group(rows: list[dict], summarise: Callable[[list[dict]], dict]) -> dict[str, dict]:
+    """summarise() of the rows of each subject group present (rows carry a "group")."""
+    return {
+        group: summarise([r for r in rows if r["group"] == group])
+        for group in GROUPS
+        if any(r["group"] == group for r in rows)
+    }
 
 
 def sampling_probabilities(sources: np.ndarray, names: list[str]) -> np.ndarray:

@@ -111,8 +111,7 @@ class Run:
     losses: list[float] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
-        partial = path.with_suffix(".partial")
-        torch.save(
+        write_checkpoint(
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -122,9 +121,16 @@ class Run:
                 "arch": self.arch.name,
                 "args": {k: str(v) for k, v in vars(self.args).items()},
             },
-            partial,
+            path,
         )
-        partial.replace(path)  # a piece killed mid-save never leaves a broken checkpoint
+
+
+def write_checkpoint(state: dict, path: Path) -> None:
+    """torch.save through a partial file: a piece killed mid-save never leaves a broken
+    checkpoint."""
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
 
 
 def ab_sample(photos: PhotoSet, count: int = 3000) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from colorize_backend.contract import AB_SCALE
 from training.arch import ARCHITECTURES
 from training.arch.semantic_exemplar import STRIDES
-from training.train import learning_rate_factor
+from training.train import learning_rate_factor, write_checkpoint
 
 LOG = logging.getLogger("training.semantic_exemplar")
 ARCH = "semantic-exemplar"
@@ -119,7 +119,7 @@ def validate(model, features: CachedFeatures, sampler: PairSampler) -> dict:
 def save(path: Path, model, optimizer, step: int, seconds: float, best: float, batch: int) -> None:
     """A checkpoint training.export reads (the frozen backbone's weights included)."""
     progress = {"step": step, "photos_seen": step * batch, "train_seconds": seconds}
-    torch.save(
+    write_checkpoint(
         {
             "arch": ARCH,
             "centres": np.zeros((1, 2), np.float32),  # a regressor: no bins
@@ -128,9 +128,8 @@ def save(path: Path, model, optimizer, step: int, seconds: float, best: float, b
             "progress": progress,
             "best": best,
         },
-        path.with_suffix(".tmp"),
+        path,
     )
-    path.with_suffix(".tmp").replace(path)
 
 
 def fit(args: argparse.Namespace) -> None:

@@ -33,6 +33,14 @@ HIDDEN = 96
 STRIDES = (4, 8, 16, 32)
 
 
+def matching_taps(features: EfficientNetLite0Features, lightness) -> list[torch.Tensor]:
+    """The frozen backbone's four scales for a lightness batch, stride 4 pooled to 8 (what
+    the network matches on; training.exemplar_cache stores exactly these)."""
+    taps, _ = features(lightness)
+    taps[0] = F.avg_pool2d(taps[0], 2)
+    return taps
+
+
 class Describe(nn.Module):
     """The backbone's four scales → one unit-length description per stride-8 position."""
 
@@ -89,10 +97,8 @@ class SemanticExemplarColorizer(nn.Module):
         return self
 
     def forward(self, lightness, ref_lab, auto_ab) -> torch.Tensor:
-        target_taps, _ = self.features(lightness)
-        reference_taps, _ = self.features(ref_lab[:, :1])
-        target_taps[0] = F.avg_pool2d(target_taps[0], 2)
-        reference_taps[0] = F.avg_pool2d(reference_taps[0], 2)
+        target_taps = matching_taps(self.features, lightness)
+        reference_taps = matching_taps(self.features, ref_lab[:, :1])
         ref_ab = F.avg_pool2d(ref_lab[:, 1:], 8)
         return self.from_features(
             target_taps, reference_taps, ref_ab, auto_ab, F.avg_pool2d(lightness, 4)
