@@ -33,7 +33,13 @@ import numpy as np
 from colorize_backend import __version__
 from colorize_backend.contract import ModelKind, example_inputs, network_size
 from colorize_backend.daemon import TRIM_AFTER_S
-from colorize_backend.engine import Engine, OpenVinoRunner, OrtRunner, available_providers
+from colorize_backend.engine import (
+    Engine,
+    OpenVinoRunner,
+    OrtRunner,
+    available_providers,
+    run_times,
+)
 from colorize_backend.manifest import ModelEntry
 from colorize_backend.pipeline import Colorizer
 
@@ -51,12 +57,7 @@ def spread(times: list[float]) -> dict[str, float]:
 
 def timed(run, repeat: int) -> list[float]:
     run()  # warm-up
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return times
+    return run_times(run, repeat)
 
 
 def machine() -> dict[str, Any]:

@@ -115,13 +115,14 @@ class OpenVinoRunner:
             return np.array(self.compiled(inputs)[0][0])
 
 
-def median_seconds(run: Callable[[], object], repeat: int) -> float:
+def run_times(run: Callable[[], object], repeat: int) -> list[float]:
+    """Seconds each of `repeat` calls took."""
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def choice_key(entry: ModelEntry, threads: int) -> str:
@@ -177,8 +178,8 @@ def _compare(entry: ModelEntry, ort_runner: OrtRunner, candidate: OpenVinoRunner
     if entry.adapter is not None:
         inputs = entry.adapter.inputs(inputs["L"])
     difference = float(np.abs(candidate.run(inputs) - ort_runner.run(inputs)).max())
-    ort_time = median_seconds(lambda: ort_runner.run(inputs), 5)
-    ov_time = median_seconds(lambda: candidate.run(inputs), 5)
+    ort_time = statistics.median(run_times(lambda: ort_runner.run(inputs), 5))
+    ov_time = statistics.median(run_times(lambda: candidate.run(inputs), 5))
     chosen = difference < MATCH_TOLERANCE and ov_time < 0.9 * ort_time
     LOG.info(
         "model %s: onnxruntime %.1f ms, OpenVINO %.1f ms (outputs differ by %.2g): using %s",
