@@ -26,15 +26,22 @@ def has_nvidia_gpu() -> bool:
     return False
 
 
-def project_requirements(layout: Layout) -> tuple[list[str], str, list[str]]:
-    """(runtime requirements, onnxruntime's version range, dev tools) as pyproject.toml
-    lists them; the runtime itself is the `cpu` or `gpu` extra."""
+def pyproject(layout: Layout) -> dict:
     import tomllib
 
-    project = tomllib.loads((layout.repo / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
+    return tomllib.loads((layout.repo / "pyproject.toml").read_text())
+
+
+def project_requirements(layout: Layout) -> tuple[list[str], str, list[str]]:
+    """(runtime requirements, onnxruntime's version range, dev tools) as pyproject.toml
+    lists them; the runtime itself is the `cpu` or `gpu` extra. The dev tools include the
+    build system's requirements, so that the checkout also builds without isolation (as
+    the packaging test does)."""
+    data = pyproject(layout)
+    extras = data["project"]["optional-dependencies"]
     onnx_range = extras["cpu"][0].removeprefix("onnxruntime")
-    return list(project["dependencies"]), onnx_range, extras["dev"]
+    dev = extras["dev"] + data["build-system"]["requires"]
+    return list(data["project"]["dependencies"]), onnx_range, dev
 
 
 def onnxruntime_package(version_range: str) -> str:
@@ -52,11 +59,12 @@ def install_backend(layout: Layout, with_dev: bool) -> bool:
         say(f"creating virtualenv {layout.venv}")
         run([sys.executable, "-m", "venv", layout.venv])
     runtime, onnx_range, dev = project_requirements(layout)
-    packages = runtime + [onnxruntime_package(onnx_range)] + (dev if with_dev else [])
+    onnx_runtime = onnxruntime_package(onnx_range)
+    packages = runtime + [onnx_runtime] + (dev if with_dev else [])
     say(f"installing {', '.join(p.split('>')[0].split('=')[0] for p in packages)}")
     pip = [layout.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     run(pip + packages)
-    if not packages[len(runtime)].startswith("onnxruntime-gpu"):
+    if not onnx_runtime.startswith("onnxruntime-gpu"):
         add_openvino(pip, layout)
     # The runtime dependencies are already chosen above (CPU or GPU onnxruntime).
     run(pip + ["--no-deps", "--editable", layout.repo])
@@ -65,10 +73,7 @@ def install_backend(layout: Layout, with_dev: bool) -> bool:
 
 def add_openvino(pip: list, layout: Layout) -> None:
     """OpenVINO runs the networks faster on many CPUs; where no wheel exists, go without."""
-    import tomllib
-
-    extras = tomllib.loads((layout.repo / "pyproject.toml").read_text())["project"]
-    requirement = extras["optional-dependencies"]["openvino"][0]
+    requirement = pyproject(layout)["project"]["optional-dependencies"]["openvino"][0]
     done = subprocess.run([str(c) for c in pip + [requirement]], capture_output=True, text=True)
     if done.returncode != 0:
         say("OpenVINO is not available for this machine; the CPU runtime is onnxruntime")
