@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests.onnx_models import write_manifest
 from training import contact_sheet, evaluate, evaluate_guidance
+from training.recognition import JUDGES
 from training.sheet import LABEL_HEIGHT, TILE
 
 
@@ -56,7 +57,9 @@ def test_recognition_scores_the_photos_that_name_their_imagenet_class(
     evaluate.main(["--data", str(photo_folder), "--manifest", str(manifest), "--recognition"])
     report = json.loads(capsys.readouterr().out)
     assert report["classified_photos"] == 1
-    assert {"top1_truth_pct", "top1_grey_pct", "top1_ours_pct"} <= set(report)
+    assert {
+        f"top1_{image}_{judge}_pct" for image in ("truth", "grey", "ours") for judge in JUDGES
+    } <= set(report)
     assert report["by_group"]["objects"]["photos"] == 6  # unknown folders count as objects
 
 

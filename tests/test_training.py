@@ -166,3 +166,50 @@ def test_batches_are_random_crops_of_the_cached_photos():
     red_left = ab[:, 0, :, 0] > 30  # a* high on the left edge unless mirrored
     assert red_left.any() and (ab[:, 1].min() < -30)  # blue (b* low) appears too
     assert len(list(batches.epoch(seed=1))) == 1
+
+
+def test_torch_lab_to_rgb_matches_scikit_image():
+    import skimage.color
+    import torch
+
+    from training.color_torch import lab_to_rgb
+
+    rng = np.random.default_rng(4)
+    lab = rng.uniform([0, -60, -60], [100, 60, 60], (2, 16, 16, 3))
+    expected = np.clip(skimage.color.lab2rgb(lab), 0, 1)
+    got = lab_to_rgb(torch.from_numpy(lab.transpose(0, 3, 1, 2)).float()).numpy()
+    np.testing.assert_allclose(got.transpose(0, 2, 3, 1), expected, atol=2e-3)
+
+
+def test_semantic_consistency_loss_is_zero_for_the_truth_and_reaches_the_logits():
+    import torch
+
+    from training.color_torch import lab_to_rgb
+    from training.semantic_loss import SemanticConsistencyLoss
+
+    rng = np.random.default_rng(5)
+    centres = torch.from_numpy(np.stack(np.meshgrid(*[np.arange(-40.0, 50, 10)] * 2), -1))
+    centres = centres.reshape(-1, 2).float()
+    loss = SemanticConsistencyLoss(centres, temperature=0.8)
+    logits = torch.from_numpy(rng.normal(size=(2, len(centres), 16, 16)).astype(np.float32))
+    lightness = torch.full((2, 1, 64, 64), 60.0)
+    # the truth is exactly what these logits decode to: no loss
+    truth = loss.colorized(logits, lightness)
+    class_kl, features = loss(logits, lightness, truth)
+    assert float(class_kl) < 1e-4 and float(features) < 1e-4
+    # a different truth (a red field) costs, and the gradient reaches the logits
+    red = lab_to_rgb(torch.cat([lightness, torch.full((2, 2, 64, 64), 40.0)], dim=1))
+    logits.requires_grad_(True)
+    class_kl, features = loss(logits, lightness, red)
+    (class_kl + features).backward()
+    assert float(class_kl) > 0 and float(features) > 0.01
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+
+
+def test_almost_grey_photos_are_never_drawn():
+    from training.data import PhotoSet
+
+    photos = np.full((4, 32, 32, 3), 128, np.uint8)
+    photos[:2, :, :, 0] = 220  # two clearly red photos, two grey ones
+    probabilities = PhotoSet.of(photos).probabilities(min_colourfulness=15)
+    np.testing.assert_allclose(probabilities, [0.5, 0.5, 0, 0])

