@@ -12,12 +12,11 @@ import statistics
 import time
 
 import numpy as np
-
-from colorize_backend.bench import synthetic_photo
-from colorize_backend.engine import Engine
-from colorize_backend.manifest import Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.reference import Reference, ReferenceMode
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.tools.bench import synthetic_photo
 
 
 def hint_layer(height: int, width: int) -> np.ndarray:

@@ -38,7 +38,7 @@ def status_kb(pid: int, field: str) -> int:
 
 
 def start_daemon(endpoint: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "colorize_backend.cli", "serve", "--endpoint", endpoint]
+    command = [sys.executable, "-m", "colorize_backend.tools.cli", "serve", "--endpoint", endpoint]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
     client = Client(dict(DEFAULTS, endpoint=endpoint))
     for _ in range(120):

@@ -42,7 +42,7 @@ class Layout:
 
     @property
     def models(self) -> Path:
-        return self.repo / "colorize_backend" / "models"
+        return self.repo / "models"
 
     @property
     def python(self) -> Path:

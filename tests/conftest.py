@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon.front import Daemon, DaemonConfig
+from colorize_backend.daemon.protocol import Limits
 
-from colorize_backend.daemon import Daemon, DaemonConfig
-from colorize_backend.engine import Engine
-from colorize_backend.manifest import Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import Limits
 from tests.helpers import REPO, SlowColorizer, loopback_endpoint
 from tests.onnx_models import write_manifest
 
@@ -65,6 +65,6 @@ def make_daemon(colorizer):
 @pytest.fixture
 def photo() -> np.ndarray:
     """The bundled black-and-white sample photograph, as the CLI reads it: [H, W, 1] u8."""
-    from colorize_backend.images import read_photo
+    from colorize_backend.tools.images import read_photo
 
     return read_photo(REPO / "samples" / "sample.jpg").pixels

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from colorize_backend.client import DaemonClient
-from colorize_backend.errors import ColorizeError
-from colorize_backend.pipeline import Colorizer
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon.client import DaemonClient
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,7 +71,7 @@ def start_daemon(
     endpoint: str, manifest: Path | None = None, *extra: str, timeout_s: float = 60.0
 ) -> DaemonProcess:
     """`colorize-backend serve` in a new process; returns once it answers hello."""
-    command = [sys.executable, "-m", "colorize_backend.cli"]
+    command = [sys.executable, "-m", "colorize_backend.tools.cli"]
     if manifest is not None:
         command += ["--manifest", str(manifest)]
     command += ["serve", "--endpoint", endpoint, *extra]

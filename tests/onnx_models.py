@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from colorize_backend.core.manifest import sha256_of
 from onnx import TensorProto, helper, numpy_helper
-
-from colorize_backend.manifest import sha256_of
 
 # ab = (A_GAIN * L + A_BIAS, B_GAIN * L + B_BIAS) averaged over 4x4 cells.
 A_GAIN, A_BIAS, B_GAIN, B_BIAS = 0.4, -20.0, -0.3, 30.0

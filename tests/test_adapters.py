@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from colorize_backend.core.adapters import AdapterKind
+from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import Manifest, user_model
+from colorize_backend.core.pipeline import Colorizer
 
-from colorize_backend.adapters import AdapterKind
-from colorize_backend.color import rgb_to_lab
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError
-from colorize_backend.manifest import Manifest, user_model
-from colorize_backend.pipeline import Colorizer
 from tests.onnx_models import (
     write_linear_auto_model,
     write_manifest,

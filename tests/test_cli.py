@@ -14,7 +14,7 @@ from tests.helpers import REPO
 
 def cli(manifest, *args, timeout=120):
     return subprocess.run(
-        [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest), *args],
+        [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -12,17 +12,17 @@ import imagecodecs
 import numpy as np
 import pytest
 import tifffile
+from colorize_backend.core.color import lightness_of
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.tools.images import read_photo
 from PIL import Image, ImageCms
 
-from colorize_backend.color import lightness_of
-from colorize_backend.errors import ColorizeError
-from colorize_backend.images import read_photo
 from tests.helpers import REPO
 
 
 def cli(manifest, *args, timeout=180):
     return subprocess.run(
-        [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest), *args],
+        [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest), *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO,
     )  # fmt: skip
 

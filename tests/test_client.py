@@ -22,7 +22,7 @@ def client_for(endpoint: str, **extra) -> Client:
 
 def launcher_for(manifest, endpoint: str) -> list[str]:
     return [
-        sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest),
+        sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest),
         "serve", "--endpoint", endpoint,
     ]  # fmt: skip
 
@@ -185,7 +185,7 @@ def test_a_local_client_passes_pixels_through_shared_memory(daemon, photo):
 
 
 def test_the_daemon_refuses_buffers_it_did_not_lease(daemon):
-    from colorize_backend.client import DaemonClient
+    from colorize_backend.daemon.client import DaemonClient
 
     header = {"v": 2, "op": "colorize", "id": "s", "image": {"width": 2, "height": 2,
               "format": "gray"}, "shm": {"image": 0, "result": 8}}  # fmt: skip

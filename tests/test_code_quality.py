@@ -12,20 +12,15 @@ import pytest
 
 from tests.helpers import REPO
 
-SOURCE_FOLDERS = ("colorize_backend", "installer", "plugin", "training", "benchmarks")
-CORE = (
-    "contract",
-    "color",
-    "planes",
-    "kernels",
-    "reference",
-    "guidance",
-    "pipeline",
-    "engine",
-    "manifest",
-    "adapters",
-    "edge_filter",
-)
+SOURCE_FOLDERS = ("backend", "installer", "plugin", "training", "benchmarks")
+PACKAGE = REPO / "backend" / "colorize_backend"
+# What each part of the backend (a folder) may import of the backend: the core nothing but
+# itself, the daemon the core, the tools everything; none of them training code.
+ALLOWED_PARTS = {
+    "core": {"core"},
+    "daemon": {"core", "daemon"},
+    "tools": {"core", "daemon", "tools"},
+}
 MAX_FUNCTION_LINES = 60
 
 
@@ -79,11 +74,32 @@ def test_the_plugin_imports_nothing_of_the_backend_and_no_numpy():
             assert not module.startswith(("colorize_backend", "numpy")), (path, module)
 
 
-def test_the_core_never_imports_transport_or_training():
-    for name in CORE:
-        for module in imported_modules(REPO / "colorize_backend" / f"{name}.py"):
-            forbidden = ("zmq", "training", "colorize_backend.daemon", "colorize_backend.client")
-            assert not module.startswith(forbidden), (name, module)
+def backend_part(module: str) -> str | None:
+    """The part (folder) of the backend a module name belongs to, if it is the backend's."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "colorize_backend" and len(parts) > 1 else None
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED_PARTS))
+def test_each_part_of_the_backend_imports_only_what_its_folder_may(part):
+    for path in sorted((PACKAGE / part).rglob("*.py")):
+        for module in imported_modules(path):
+            assert not module.startswith(("training", "tests")), (path, module)
+            imported = backend_part(module)
+            assert imported is None or imported in ALLOWED_PARTS[part], (path, module)
+            if part == "core":
+                assert module.split(".")[0] != "zmq", (path, module)
+
+
+def test_training_uses_the_core_and_the_tools_never_the_daemon():
+    for path in python_files("training"):
+        for module in imported_modules(path):
+            assert backend_part(module) != "daemon", (path, module)
+
+
+def test_every_backend_module_lives_in_a_part():
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+    assert not loose
 
 
 def test_the_installer_needs_only_the_standard_library():

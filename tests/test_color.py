@@ -2,11 +2,10 @@
 
 import numpy as np
 import skimage.color
+from colorize_backend.core.color import lab_to_rgb, lab_to_u8, lightness_from_u8, rgb_to_lab
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from colorize_backend.color import lab_to_rgb, lab_to_u8, lightness_from_u8, rgb_to_lab
 
 unit_rgb = arrays(np.float32, (64, 3), elements=st.floats(0, 1, width=32))
 
@@ -50,7 +49,7 @@ def test_out_of_gamut_lab_is_clipped_into_u8_range():
 
 
 def test_16_bit_and_float_lightness_matches_scikit_image():
-    from colorize_backend.color import lightness_of
+    from colorize_backend.core.color import lightness_of
 
     rng = np.random.default_rng(2)
     grey = np.arange(0, 65536, 7, dtype=np.uint16)[None, :, None]
@@ -64,7 +63,7 @@ def test_16_bit_and_float_lightness_matches_scikit_image():
 
 
 def test_lab_to_16_bit_matches_scikit_image_within_one_level():
-    from colorize_backend.color import lab_to_pixels
+    from colorize_backend.core.color import lab_to_pixels
 
     rng = np.random.default_rng(3)
     lab = np.stack(

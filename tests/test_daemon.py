@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.daemon.client import CurveKeys, DaemonClient
+from colorize_backend.daemon.front import Daemon, DaemonConfig, is_loopback
+from colorize_backend.daemon.protocol import Limits
 
-from colorize_backend.client import CurveKeys, DaemonClient
-from colorize_backend.daemon import Daemon, DaemonConfig, is_loopback
-from colorize_backend.errors import ColorizeError
-from colorize_backend.protocol import Limits
 from tests.helpers import colorize_frames, raw_call
 
 HELLO = b'{"v": 2, "op": "hello"}'

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from colorize_backend.contract import ModelKind, example_inputs
-from colorize_backend.engine import OPENVINO, Engine, OpenVinoRunner, OrtRunner
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.contract import ModelKind, example_inputs
+from colorize_backend.core.engine import OPENVINO, Engine, OpenVinoRunner, OrtRunner
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
 
 SHIPPED = Manifest.load(MANIFEST_PATH)
 

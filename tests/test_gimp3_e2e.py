@@ -18,10 +18,10 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 import pytest
+from colorize_backend.core.color import lightness_from_u8, lightness_of, rgb_to_lab
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.daemon.shm import shm_dir
 
-from colorize_backend.color import lightness_from_u8, lightness_of, rgb_to_lab
-from colorize_backend.manifest import Manifest
-from colorize_backend.shm import shm_dir
 from installer.layout import Layout
 from installer.plugins import install_plugins
 from tests.helpers import REPO, loopback_endpoint, start_daemon

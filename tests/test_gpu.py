@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-
-from colorize_backend.engine import Engine
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from colorize_backend.pipeline import Colorizer
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.pipeline import Colorizer
 
 pytestmark = [
     pytest.mark.gpu,

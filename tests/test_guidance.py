@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.edge_filter import edge_aware_upsample
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.guidance import propagate_hints, transfer_exemplar
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference
 
-from colorize_backend.color import rgb_to_lab
-from colorize_backend.edge_filter import edge_aware_upsample
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError
-from colorize_backend.guidance import propagate_hints, transfer_exemplar
-from colorize_backend.manifest import Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.reference import Reference
 from tests.onnx_models import write_falling_back_exemplar_model, write_manifest
 
 

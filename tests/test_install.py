@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.daemon.client import DaemonClient
 from PIL import Image
 
-from colorize_backend.client import DaemonClient
-from colorize_backend.errors import ColorizeError
 from installer.layout import Layout
 from installer.pyzmq_vendor import ensure_pyzmq
 from tests.helpers import REPO, loopback_endpoint

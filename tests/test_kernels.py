@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import skimage.color
-
-from colorize_backend import kernels
-from colorize_backend.planes import compose_banded
-from colorize_backend.reference import Hints
+from colorize_backend.core import kernels
+from colorize_backend.core.planes import compose_banded
+from colorize_backend.core.reference import Hints
 
 
 def photo(channels: int, seed: int = 0) -> np.ndarray:

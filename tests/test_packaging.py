@@ -42,7 +42,7 @@ def test_wheel_colorizes_the_sample_outside_the_checkout(tmp_path):
     out.parent.mkdir()
     env = dict(os.environ, PYTHONPATH=str(target))  # before the checkout's editable install
     code = (
-        "import sys, colorize_backend, colorize_backend.cli as cli; "
+        "import sys, colorize_backend, colorize_backend.tools.cli as cli; "
         "print(colorize_backend.__file__, file=sys.stderr); sys.exit(cli.main(sys.argv[1:]))"
     )
     done = subprocess.run(

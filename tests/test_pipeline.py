@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from colorize_backend.core.color import lightness_from_u8
+from colorize_backend.core.contract import network_size
 
-from colorize_backend.color import lightness_from_u8
-from colorize_backend.contract import network_size
 from tests.onnx_models import A_BIAS, A_GAIN
 
 
@@ -48,7 +48,7 @@ def test_colorize_keeps_size_lightness_and_alpha(colorizer, photo, channels):
 def test_chroma_comes_from_the_network(colorizer):
     flat = np.full((64, 64, 1), 119, np.uint8)  # L = 50
     result = colorizer.colorize(flat).pixels
-    from colorize_backend.color import rgb_to_lab
+    from colorize_backend.core.color import rgb_to_lab
 
     a = rgb_to_lab(result.astype(np.float32) / 255)[..., 1]
     assert abs(float(a.mean()) - (A_GAIN * 50 + A_BIAS)) < 1.0
@@ -69,7 +69,7 @@ def test_rejects_what_is_not_an_image(colorizer, shape, dtype):
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_high_bit_depth_keeps_its_lightness(colorizer, dtype):
     """A 16-bit (or float) grey ramp comes back at its own precision, lightness kept."""
-    from colorize_backend.color import lightness_of
+    from colorize_backend.core.color import lightness_of
 
     ramp = np.linspace(0.02, 0.98, 256 * 192, dtype=np.float64).reshape(192, 256, 1)
     pixels = np.round(ramp * 65535).astype(np.uint16) if dtype == np.uint16 else ramp.astype(dtype)

@@ -3,16 +3,15 @@
 import json
 
 import pytest
-
-from colorize_backend.errors import ColorizeError
-from colorize_backend.protocol import (
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.daemon.protocol import (
     PixelFormat,
     SampleType,
     decode_header,
     parse_cancel,
     parse_colorize,
 )
-from colorize_backend.reference import ReferenceMode
 
 
 def header(**fields):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 
 import pytest
+from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.daemon import protocol
 
-from colorize_backend import protocol
-from colorize_backend.reference import ReferenceMode
 from installer import main as installer_main
 from tests.helpers import REPO
 

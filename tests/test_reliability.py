@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon.front import Daemon, DaemonConfig
+from colorize_backend.daemon.protocol import Limits
 
-from colorize_backend.daemon import Daemon, DaemonConfig
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError
-from colorize_backend.manifest import Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import Limits
 from tests.helpers import (
     REPO,
     SlowColorizer,
@@ -129,7 +129,7 @@ def test_a_colorize_request_is_never_sent_twice():
 def test_the_largest_valid_layer_fits_the_frame_limit(make_daemon):
     endpoint = make_daemon(limits=Limits(max_pixels=10_000))
     rgba_float = np.full((100, 100, 4), 0.5, np.float32)
-    from colorize_backend.client import DaemonClient
+    from colorize_backend.daemon.client import DaemonClient
 
     header, result = DaemonClient(endpoint).colorize(rgba_float)
     assert header["format"] == "rgba" and result.dtype == np.float32
@@ -146,8 +146,8 @@ def test_a_daemon_that_cannot_bind_is_reported_at_once(test_manifest, tmp_path):
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     endpoint = f"tcp://127.0.0.1:{holder.getsockname()[1]}"
-    launcher = [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(test_manifest),
-                "serve", "--endpoint", endpoint]  # fmt: skip
+    launcher = [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest",
+                str(test_manifest), "serve", "--endpoint", endpoint]  # fmt: skip
     client = plugin_client(endpoint, launcher=launcher, log_file=str(tmp_path / "d.log"),
                            hello_timeout_s=0.3)  # fmt: skip
     started = time.monotonic()
@@ -221,7 +221,7 @@ def test_sixteen_simultaneous_clients_all_get_their_colour(make_daemon, photo):
 
 @pytest.mark.parametrize("width, height", [(20000, 50), (100000, 10)])
 def test_a_thin_strip_is_colorized_quickly_in_bounded_memory(colorizer, width, height):
-    from colorize_backend import memory
+    from colorize_backend.daemon import memory
 
     strip = (np.arange(width * height) % 251).astype(np.uint8).reshape(height, width, 1)
     memory.trim()
@@ -458,14 +458,14 @@ def test_stop_ends_the_daemon_and_a_second_one_is_refused(test_manifest):
     first = start_daemon(endpoint, test_manifest)
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(test_manifest),
+            [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(test_manifest),
              "serve", "--endpoint", endpoint],
             capture_output=True, text=True, timeout=60, cwd=REPO,
         )  # fmt: skip
         assert second.returncode == 2
         assert f"pid {first.process.pid}" in second.stderr and "already serves" in second.stderr
         stop = subprocess.run(
-            [sys.executable, "-m", "colorize_backend.cli", "stop", "--endpoint", endpoint],
+            [sys.executable, "-m", "colorize_backend.tools.cli", "stop", "--endpoint", endpoint],
             capture_output=True, text=True, timeout=60, cwd=REPO,
         )  # fmt: skip
         assert stop.returncode == 0, stop.stdout + stop.stderr

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from colorize_backend.core.contract import OPTIONAL_INPUTS, ModelKind, example_inputs
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference
 
-from colorize_backend.contract import OPTIONAL_INPUTS, ModelKind, example_inputs
-from colorize_backend.engine import Engine
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.reference import Reference
 from training.metrics import psnr
 from training.photos import grey_version
 

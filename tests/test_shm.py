@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from colorize_backend import shm
-from colorize_backend.errors import ColorizeError
-from colorize_backend.shm import GRANULE, BufferPool, Region
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.daemon import shm
+from colorize_backend.daemon.shm import GRANULE, BufferPool, Region
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
-from colorize_backend.engine import Engine  # noqa: E402
-from colorize_backend.manifest import Manifest  # noqa: E402
-from colorize_backend.pipeline import Colorizer  # noqa: E402
-from colorize_backend.reference import Reference  # noqa: E402
+from colorize_backend.core.engine import Engine  # noqa: E402
+from colorize_backend.core.manifest import Manifest  # noqa: E402
+from colorize_backend.core.pipeline import Colorizer  # noqa: E402
+from colorize_backend.core.reference import Reference  # noqa: E402
+
 from tests.helpers import REPO  # noqa: E402
 from tests.onnx_models import write_linear_auto_model  # noqa: E402
 from training import exemplar_cache, export, train, train_semantic_exemplar  # noqa: E402

@@ -39,7 +39,7 @@ train_arm() {
     --min-scale 0.55 --batch 32 --steps "$STEPS" --lr 5e-4 --warmup-steps 100 \
     --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every "$STEPS" --val-limit 300 \
     --checkpoint-minutes 5 --threads "$THREADS" \
-    --init-onnx colorize_backend/models/fusion-effnet.onnx $(lever "$arm")
+    --init-onnx models/fusion-effnet.onnx $(lever "$arm")
 }
 
 measure() {  # measure NAME ONNX OUT_DIR
@@ -49,7 +49,7 @@ measure() {  # measure NAME ONNX OUT_DIR
   "$PY" - "$manifest" "$name" <<'PY'
 import json, sys
 from pathlib import Path
-from colorize_backend.manifest import MANIFEST_PATH, sha256_of
+from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
 manifest, name = Path(sys.argv[1]), sys.argv[2]
 shipped = json.loads(MANIFEST_PATH.read_text())
 entry = dict(next(m for m in shipped["models"] if m["name"] == shipped["default"]))
@@ -70,7 +70,7 @@ for arm in "$@"; do
   if [ "$arm" = shipped ]; then
     mkdir -p "$RUNS/shipped"
     [ -s "$RUNS/shipped/eval-val.json" ] || \
-      measure shipped colorize_backend/models/fusion-effnet.onnx "$RUNS/shipped"
+      measure shipped models/fusion-effnet.onnx "$RUNS/shipped"
     continue
   fi
   lever "$arm" > /dev/null

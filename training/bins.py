@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-
-from colorize_backend.contract import AB_SCALE
+from colorize_backend.core.contract import AB_SCALE
 
 GRID = 10.0
 AB_RANGE = AB_SCALE  # the bin grid covers the range regressors squash to

@@ -8,8 +8,7 @@ checked against scikit-image in the tests.
 from __future__ import annotations
 
 import torch
-
-from colorize_backend.color import _RGB_TO_XYZ, _WHITE_D65, _XYZ_TO_RGB
+from colorize_backend.core.color import _RGB_TO_XYZ, _WHITE_D65, _XYZ_TO_RGB
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

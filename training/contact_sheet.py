@@ -15,13 +15,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.tools.images import list_images
 
-from colorize_backend.contract import ModelKind
-from colorize_backend.engine import Engine
-from colorize_backend.images import list_images
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.reference import Reference, ReferenceMode
 from training.photos import (
     grey_version,
     ground_truth,

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from colorize_backend.tools.images import IMAGE_SUFFIXES, list_images
 from PIL import Image
 
-from colorize_backend.images import IMAGE_SUFFIXES, list_images
 from training.color_torch import rgb_to_lab
 from training.metrics import colorfulness
 from training.sources import sampling_probabilities

@@ -4,7 +4,7 @@ python -m training.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [
         [--manifest PATH] [--update-manifest]
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
-photo), colorized by colorize_backend.engine exactly as the daemon would, and compared
+photo), colorized by colorize_backend.core.engine exactly as the daemon would, and compared
 with the original: PSNR, SSIM, colourfulness and its gap, ab-entropy loss, overall and
 per subject group; with --recognition, whether an ImageNet classifier recognises the
 photos better in our colour than in grey (training.recognition).
@@ -17,12 +17,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.tools.images import list_images
 
-from colorize_backend.contract import ModelKind
-from colorize_backend.engine import Engine
-from colorize_backend.images import list_images
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from colorize_backend.pipeline import Colorizer
 from training.latency import cpu_latency
 from training.metrics import ab_entropy, colorfulness, psnr, ssim
 from training.photos import grey_version, ground_truth, spread_subset

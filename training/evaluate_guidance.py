@@ -15,15 +15,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.tools.images import list_images
 
-from colorize_backend.color import rgb_to_lab
-from colorize_backend.contract import ModelKind
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError
-from colorize_backend.images import list_images
-from colorize_backend.manifest import MANIFEST_PATH, Manifest
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.reference import Reference, ReferenceMode
 from training.classes import class_of
 from training.latency import cpu_latency
 from training.metrics import colorfulness, psnr

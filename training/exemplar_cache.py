@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import Manifest
+from colorize_backend.tools.images import list_images
 from PIL import Image
 from tqdm import tqdm
 
-from colorize_backend.color import rgb_to_lab
-from colorize_backend.engine import Engine
-from colorize_backend.images import list_images
-from colorize_backend.manifest import Manifest
 from training.arch.backbone import TAP_CHANNELS, EfficientNetLite0Features
 from training.arch.semantic_exemplar import STRIDES, matching_taps
 from training.classes import FOLDER_CLASSES, class_of

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from colorize_backend.core.contract import AUTO_AB, OUTPUT, ModelKind, example_inputs
+from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
 
-from colorize_backend.contract import AUTO_AB, OUTPUT, ModelKind, example_inputs
-from colorize_backend.manifest import MANIFEST_PATH, sha256_of
 from training.arch import ARCHITECTURES
 from training.bins import AnnealedMean
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from colorize_backend.contract import example_inputs
-from colorize_backend.engine import Engine
-from colorize_backend.manifest import ModelEntry
+from colorize_backend.core.contract import example_inputs
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.manifest import ModelEntry
 
 
 def cpu_latency(engine: Engine, entry: ModelEntry) -> dict:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from colorize_backend.color import rgb_to_lab
+from colorize_backend.core.color import rgb_to_lab
 
 
 def psnr(prediction: np.ndarray, truth: np.ndarray) -> float:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from colorize_backend.core.color import lab_to_u8, rgb_to_lab
 from PIL import Image
-
-from colorize_backend.color import lab_to_u8, rgb_to_lab
 
 SIZE = 256
 HINT_POINTS = 10

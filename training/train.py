@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from colorize_backend.core.contract import ModelKind
 
-from colorize_backend.contract import ModelKind
 from training.arch import ARCHITECTURES, TRAINED_END_TO_END, Architecture
 from training.arch.backbone import EfficientNetLite0Features
 from training.bins import (

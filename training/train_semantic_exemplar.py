@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from colorize_backend.core.contract import AB_SCALE
 
-from colorize_backend.contract import AB_SCALE
 from training.arch import ARCHITECTURES
 from training.arch.semantic_exemplar import STRIDES
 from training.train import learning_rate_factor, write_checkpoint

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
-
-from colorize_backend.contract import AUTO_AB, ModelKind
+from colorize_backend.core.contract import AUTO_AB, ModelKind
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from colorize_backend.core.contract import centred_lightness
 
-from colorize_backend.contract import centred_lightness
 from training.arch.layers import conv_bn_relu
 
 

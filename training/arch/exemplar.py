@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from colorize_backend.core.contract import AB_SCALE, centred_lightness
 
-from colorize_backend.contract import AB_SCALE, centred_lightness
 from training.arch.layers import conv_bn_relu, upsample_like
 
 FEATURES = 96

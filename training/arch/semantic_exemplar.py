@@ -24,8 +24,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from colorize_backend.core.contract import AB_SCALE, centred_lightness
 
-from colorize_backend.contract import AB_SCALE, centred_lightness
 from training.arch.backbone import TAP_CHANNELS, EfficientNetLite0Features
 
 DESCRIPTION = 64

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from colorize_backend.core.contract import AB_SCALE
 
-from colorize_backend.contract import AB_SCALE
 from training.arch.fusion import FusionColorizer
 from training.arch.layers import conv_bn_relu
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from colorize_backend import memory
+from colorize_backend.daemon import memory
 
 LOG = logging.getLogger("colorize.guard")
 SUSPECT_S = 1.5  # how long a client whose connection closed keeps being probed

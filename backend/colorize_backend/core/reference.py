@@ -12,10 +12,10 @@ from enum import StrEnum
 
 import numpy as np
 
-from colorize_backend.color import rgb_to_lab, to_unit
-from colorize_backend.contract import ModelKind, network_size
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.planes import alpha_channel, as_rgb, colour_channels, resize_plane
+from colorize_backend.core.color import rgb_to_lab, to_unit
+from colorize_backend.core.contract import ModelKind, network_size
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.planes import alpha_channel, as_rgb, colour_channels, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
 GREY_CHROMA = 4.0  # a*b* length below which a colour reads as grey (ΔE ≈ 2 is just visible)

@@ -20,7 +20,7 @@ from typing import IO
 
 import platformdirs
 
-from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 
 APP = "gimp-colorize"
 

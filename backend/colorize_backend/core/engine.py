@@ -38,8 +38,8 @@ except ModuleNotFoundError as missing:  # installed without its runtime extra
         name="onnxruntime",
     ) from missing
 
-from colorize_backend.contract import OUTPUT, example_inputs
-from colorize_backend.manifest import ModelEntry
+from colorize_backend.core.contract import OUTPUT, example_inputs
+from colorize_backend.core.manifest import ModelEntry
 
 LOG = logging.getLogger("colorize.engine")
 # GPUs first (NVIDIA, then DirectML on Windows, then Core ML on macOS), the CPU last; an

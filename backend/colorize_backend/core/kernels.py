@@ -5,7 +5,7 @@ intermediate a full-size float array), and those passes, not memory bandwidth, w
 cost. Here each output pixel is computed in one go — lightness from the source pixel,
 chroma interpolated from the network's small a*b*, Lab → linear RGB, gamut clip, sRGB
 gamma, alpha — on all cores, writing straight into the result buffer, with no full-size
-temporaries. The same tables as colorize_backend.color are used, so the result matches
+temporaries. The same tables as colorize_backend.core.color are used, so the result matches
 the numpy path to within one level (tests/test_kernels.py).
 
 The lightness the network sees is computed the same way, reduced by whole boxes on the
@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from colorize_backend import color
+from colorize_backend.core import color
 
 _TO_RGB = np.ascontiguousarray((color._XYZ_TO_RGB * color._WHITE_D65).astype(np.float32))
 _L_OF_GREY = color._L_OF_GREY.astype(np.float32)

@@ -31,19 +31,19 @@ from typing import Any
 import numpy as np
 
 from colorize_backend import __version__
-from colorize_backend.contract import ModelKind, example_inputs, network_size
-from colorize_backend.daemon import TRIM_AFTER_S
-from colorize_backend.engine import (
+from colorize_backend.core.contract import ModelKind, example_inputs, network_size
+from colorize_backend.core.engine import (
     Engine,
     OpenVinoRunner,
     OrtRunner,
     available_providers,
     run_times,
 )
-from colorize_backend.manifest import ModelEntry
-from colorize_backend.pipeline import Colorizer
+from colorize_backend.core.manifest import ModelEntry
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon.front import TRIM_AFTER_S
 
-PLUGIN_CLIENT = Path(__file__).resolve().parent.parent / "plugin" / "colorize"
+PLUGIN_CLIENT = Path(__file__).resolve().parents[3] / "plugin" / "colorize"  # in a checkout
 
 
 def spread(times: list[float]) -> dict[str, float]:
@@ -115,7 +115,7 @@ class DaemonUnderTest:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-        command = [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest)]
+        command = [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest)]
         command += ["serve", "--endpoint", self.endpoint, "--log-file", str(log)]
         self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         sys.path.insert(0, str(PLUGIN_CLIENT))
@@ -200,7 +200,13 @@ def cli_batch(manifest: Path, photos: int) -> dict[str, Any]:
             for i in range(count):
                 image = Image.fromarray(np.roll(base, i * 7, axis=1))
                 image.save(source / f"{i:03d}.jpg", quality=90)
-            command = [sys.executable, "-m", "colorize_backend.cli", "--manifest", str(manifest)]
+            command = [
+                sys.executable,
+                "-m",
+                "colorize_backend.tools.cli",
+                "--manifest",
+                str(manifest),
+            ]
             command += ["colorize", str(source), "-o", str(Path(folder) / f"out{count}")]
             started = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from colorize_backend.color import lab_to_rgb, rgb_to_lab
-from colorize_backend.planes import resize_plane
+from colorize_backend.core.color import lab_to_rgb, rgb_to_lab
+from colorize_backend.core.planes import resize_plane
 
 
 class AdapterKind(StrEnum):

@@ -21,8 +21,9 @@ import numpy as np
 import zmq
 import zmq.auth
 
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.protocol import (
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.daemon.protocol import (
     DEFAULT_ENDPOINT,
     ImageSpec,
     Operation,
@@ -34,7 +35,6 @@ from colorize_backend.protocol import (
     models_request,
     parse_reply,
 )
-from colorize_backend.reference import ReferenceMode
 
 _REQUEST_NUMBERS = itertools.count(1)
 

@@ -20,11 +20,11 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from colorize_backend.contract import ModelKind
-from colorize_backend.edge_filter import edge_aware_upsample
-from colorize_backend.manifest import ModelEntry
-from colorize_backend.planes import resize_plane, resize_planes
-from colorize_backend.reference import Hints, Reference
+from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.edge_filter import edge_aware_upsample
+from colorize_backend.core.manifest import ModelEntry
+from colorize_backend.core.planes import resize_plane, resize_planes
+from colorize_backend.core.reference import Hints, Reference
 
 BANDS = 5
 HINT_GRID_SIDE = 768  # short side of the grid hints spread on (thin edges survive there)

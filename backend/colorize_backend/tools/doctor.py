@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colorize_backend import __version__
-from colorize_backend.client import DaemonClient
-from colorize_backend.engine import available_providers, openvino_available
-from colorize_backend.errors import ColorizeError
-from colorize_backend.manifest import Manifest, ManifestError
-from colorize_backend.protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
+from colorize_backend.core.engine import available_providers, openvino_available
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import Manifest, ManifestError
+from colorize_backend.daemon.client import DaemonClient
+from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 
 CUDA_LIBRARIES = ("cudart", "cublas", "cublasLt", "cufft", "curand", "cudnn")
 

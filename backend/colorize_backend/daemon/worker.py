@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import ColorizeRequest, ImageSpec, colorize_reply, error_reply
-from colorize_backend.reference import Reference
-from colorize_backend.scheduler import Cancelled, Job
-from colorize_backend.shm import BufferPool, Region
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference
+from colorize_backend.daemon.protocol import ColorizeRequest, ImageSpec, colorize_reply, error_reply
+from colorize_backend.daemon.scheduler import Cancelled, Job
+from colorize_backend.daemon.shm import BufferPool, Region
 
 LOG = logging.getLogger("colorize.daemon")
 

@@ -23,8 +23,9 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from colorize_backend.errors import ColorizeError
-from colorize_backend.images import (
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.pipeline import Colorizer, Result
+from colorize_backend.tools.images import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
     Photo,
@@ -32,8 +33,7 @@ from colorize_backend.images import (
     read_photo,
     write_photo,
 )
-from colorize_backend.images import refused as refused_error
-from colorize_backend.pipeline import Colorizer, Result
+from colorize_backend.tools.images import refused as refused_error
 
 LOG = logging.getLogger("colorize")
 READ_AHEAD = 2

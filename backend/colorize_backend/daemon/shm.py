@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 
 LOG = logging.getLogger("colorize.shm")
 LEASE_S = 60.0

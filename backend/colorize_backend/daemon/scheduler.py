@@ -15,8 +15,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.protocol import ColorizeRequest, Limits, progress_reply
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.daemon.protocol import ColorizeRequest, Limits, progress_reply
 
 
 class Cancelled(Exception):

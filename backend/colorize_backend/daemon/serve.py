@@ -12,11 +12,11 @@ from pathlib import Path
 
 import zmq
 
-from colorize_backend.daemon import Daemon, DaemonConfig
-from colorize_backend.errors import ColorizeError
-from colorize_backend.lifecycle import DaemonRecord, PidFile, user_models_dir
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import Limits
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon.front import Daemon, DaemonConfig
+from colorize_backend.daemon.lifecycle import DaemonRecord, PidFile, user_models_dir
+from colorize_backend.daemon.protocol import Limits
 
 LOG = logging.getLogger("colorize")
 LOG_BYTES, LOG_BACKUPS = 5_000_000, 3

@@ -21,7 +21,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
-from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",

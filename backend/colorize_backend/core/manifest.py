@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorize_backend.adapters import Adapter, detect
-from colorize_backend.contract import ModelKind, kind_of_inputs
-from colorize_backend.errors import ColorizeError, ErrorCode
+from colorize_backend.core.adapters import Adapter, detect
+from colorize_backend.core.contract import ModelKind, kind_of_inputs
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(str(importlib.resources.files("colorize_backend.models")))  # package data
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
 
 

@@ -3,7 +3,7 @@
 The network sees only a small lightness image; the result is full resolution
 because the predicted chroma is upsampled and joined with the source's own
 full-resolution lightness. No full-resolution intermediate is ever built: 8-bit images
-go through the compiled kernels (colorize_backend.kernels), 16-bit and float ones
+go through the compiled kernels (colorize_backend.core.kernels), 16-bit and float ones
 through numpy in horizontal bands, so memory beyond the input and output buffers stays
 small for large photos.
 """
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from colorize_backend import kernels
-from colorize_backend.color import lab_to_pixels, lightness_of
-from colorize_backend.contract import network_size
+from colorize_backend.core import kernels
+from colorize_backend.core.color import lab_to_pixels, lightness_of
+from colorize_backend.core.contract import network_size
 
 if TYPE_CHECKING:
-    from colorize_backend.reference import Hints
+    from colorize_backend.core.reference import Hints
 
 BAND_ROWS = 256
 BILINEAR = Image.Resampling.BILINEAR

@@ -3,7 +3,7 @@
 Everything a peer sends is treated as hostile: the header is size-limited JSON (never
 pickle), every field is type-checked strictly, and width x height x channels x sample size
 must match the payload before any array is built. Requests are parsed and replies built
-here and only here; the daemon moves frames, the Python client (colorize_backend.client)
+here and only here; the daemon moves frames, the Python client (colorize_backend.daemon.client)
 encodes with the same functions, and a test holds the plug-in's own client to these
 constants.
 
@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.reference import ReferenceMode
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.reference import ReferenceMode
 
 PROTOCOL_VERSION = 2
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"

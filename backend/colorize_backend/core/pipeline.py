@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_backend import guidance
-from colorize_backend.contract import AUTO_AB, ModelKind
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.manifest import Manifest, ModelEntry
-from colorize_backend.planes import (
+from colorize_backend.core import guidance
+from colorize_backend.core.contract import AUTO_AB, ModelKind
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.manifest import Manifest, ModelEntry
+from colorize_backend.core.planes import (
     compose,
     lightness_at,
     network_input,
     network_lightness,
     resize_planes,
 )
-from colorize_backend.reference import Hints, Reference, ReferenceMode
+from colorize_backend.core.reference import Hints, Reference, ReferenceMode
 
 SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 

@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from colorize_backend import __version__, kernels, memory
-from colorize_backend.errors import ColorizeError, ErrorCode
-from colorize_backend.guard import Guard
-from colorize_backend.lifecycle import IdleTimer
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import (
+from colorize_backend import __version__
+from colorize_backend.core import kernels
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.daemon import memory
+from colorize_backend.daemon.guard import Guard
+from colorize_backend.daemon.lifecycle import IdleTimer
+from colorize_backend.daemon.protocol import (
     DEFAULT_ENDPOINT,
     PROTOCOL_VERSION,
     Identity,
@@ -51,9 +53,9 @@ from colorize_backend.protocol import (
     release_reply,
     request_id_of,
 )
-from colorize_backend.scheduler import Job, Scheduler
-from colorize_backend.shm import BufferPool, prepare_dir, shm_dir
-from colorize_backend.worker import JobRunner
+from colorize_backend.daemon.scheduler import Job, Scheduler
+from colorize_backend.daemon.shm import BufferPool, prepare_dir, shm_dir
+from colorize_backend.daemon.worker import JobRunner
 
 LOG = logging.getLogger("colorize.daemon")
 TRIM_AFTER_S = 1.0
@@ -158,7 +160,7 @@ class Daemon:
         front.setsockopt(zmq.HANDSHAKE_IVL, int(self.config.handshake_s * 1000))
         authenticator = None
         if self.config.curve_secret_key:
-            from colorize_backend.security import secure
+            from colorize_backend.daemon.security import secure
 
             authenticator = secure(front, self.context, self.config.curve_secret_key)
         front.bind(self.config.endpoint)

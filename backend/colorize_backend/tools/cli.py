@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from colorize_backend import __version__
-from colorize_backend.engine import Engine
-from colorize_backend.errors import ColorizeError
-from colorize_backend.manifest import MANIFEST_PATH, Manifest, ModelEntry
-from colorize_backend.pipeline import Colorizer
-from colorize_backend.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
-from colorize_backend.reference import ReferenceMode
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, ModelEntry
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
 
 LOG = logging.getLogger("colorize")
 
@@ -29,13 +29,13 @@ def make_colorizer(args: argparse.Namespace) -> Colorizer:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from colorize_backend.serve import serve
+    from colorize_backend.daemon.serve import serve
 
     return serve(args, make_colorizer(args))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from colorize_backend.lifecycle import stop_daemon
+    from colorize_backend.daemon.lifecycle import stop_daemon
 
     record = stop_daemon(args.endpoint)
     if record is None:
@@ -46,9 +46,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorize_backend import batch
-    from colorize_backend.images import WriteOptions, expand_inputs, read_photo
-    from colorize_backend.reference import Reference
+    from colorize_backend.core.reference import Reference
+    from colorize_backend.tools import batch
+    from colorize_backend.tools.images import WriteOptions, expand_inputs, read_photo
 
     colorizer = make_colorizer(args)
     inputs = expand_inputs(args.inputs)
@@ -72,8 +72,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from colorize_backend.lifecycle import user_models_dir
-    from colorize_backend.manifest import user_models
+    from colorize_backend.core.manifest import user_models
+    from colorize_backend.daemon.lifecycle import user_models_dir
 
     colorizer = make_colorizer(args)
     manifest = colorizer.manifest
@@ -117,14 +117,14 @@ def model_row(colorizer: Colorizer, entry: ModelEntry) -> dict[str, Any]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from colorize_backend.doctor import diagnose
+    from colorize_backend.tools.doctor import diagnose
 
     problems = diagnose(Path(args.manifest), args.endpoint, args.json)
     return 1 if problems else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from colorize_backend.bench import run_bench, write_report
+    from colorize_backend.tools.bench import run_bench, write_report
 
     write_report(run_bench(make_colorizer(args), args), args.output)
     return 0

@@ -1,0 +1,1 @@
+"""The tools around the daemon: the command line, files, batches, diagnosis, benchmarks."""
