@@ -12,10 +12,12 @@ import statistics
 import time
 
 import numpy as np
+from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.core.reference import Reference
 from colorize_backend.tools.bench import synthetic_photo
 
 
@@ -41,18 +43,24 @@ def main() -> None:
         grey = synthetic_photo(0.3)[::-1, :, :1].astype(np.float32)
         exemplar = np.concatenate([grey, grey * 0.8, grey * 0.5], axis=2).astype(np.uint8)  # warm
         cases = {
-            "auto": None,
-            "hints": Reference(hint_layer(*pixels.shape[:2]), ReferenceMode.HINTS),
-            "exemplar": Reference(exemplar, ReferenceMode.EXEMPLAR),
+            "auto": (ColorizeOptions(), None),
+            "hints": (
+                ColorizeOptions(reference_mode=ReferenceMode.HINTS),
+                Reference(hint_layer(*pixels.shape[:2])),
+            ),
+            "exemplar": (
+                ColorizeOptions(reference_mode=ReferenceMode.EXEMPLAR),
+                Reference(exemplar),
+            ),
         }
-        for reference in cases.values():
-            colorizer.colorize(pixels, reference=reference)  # warm-up
+        for options, reference in cases.values():
+            colorizer.colorize(pixels, options, reference)  # warm-up
         runs: dict[str, list[float]] = {name: [] for name in cases}
         stages = {}
         for _ in range(args.repeat):  # interleaved: auto, hints, exemplar, auto, ...
-            for name, reference in cases.items():
+            for name, (options, reference) in cases.items():
                 started = time.perf_counter()
-                result = colorizer.colorize(pixels, reference=reference)
+                result = colorizer.colorize(pixels, options, reference)
                 runs[name].append(time.perf_counter() - started)
                 stages[name] = result.timings.stages
         for name, times in runs.items():

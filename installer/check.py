@@ -54,7 +54,7 @@ def configured_endpoint(target: Path) -> str | None:
 def check(layout: Layout) -> int:
     """Print what is fine and what is wrong; 1 when anything is wrong."""
     problems = []
-    record = read_record()
+    record = read_record(layout)
     targets = [Path(folder) for folder in record["plugins"]]
     endpoints = sorted({e for e in map(configured_endpoint, targets) if e}) or [None]
     if not layout.python.exists():

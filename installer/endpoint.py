@@ -11,10 +11,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from installer.layout import CONFIG_NAME, Layout, say
+from installer.layout import CONFIG_NAME, DEFAULT_ENDPOINT, Layout, say
 from installer.ports import free_port, is_listening, port_holder, tcp_port
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"  # the same as colorize_backend.daemon.protocol's
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 

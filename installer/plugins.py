@@ -10,7 +10,7 @@ from pathlib import Path
 from installer.endpoint import DEFAULT_ENDPOINT, is_local
 from installer.flatpak import allow_flatpak_host_launch
 from installer.gimp import gimp_python_for, is_flatpak, plugin_folders, plugin_name
-from installer.layout import CONFIG_NAME, Layout, say, state_dir
+from installer.layout import CONFIG_NAME, Layout, say
 from installer.pyzmq_vendor import ensure_pyzmq
 
 IDLE_MINUTES = 30  # a daemon the plug-in started exits after so long without requests
@@ -23,7 +23,7 @@ def plugin_config(layout: Layout, endpoint: str, flatpak: bool = False) -> dict:
     Flatpak's GIMP runs in a sandbox: it starts the daemon on the host through
     flatpak-spawn (allowed by the override that install_plugins sets).
     """
-    log_file = str(state_dir() / "daemon.log")
+    log_file = str(layout.state_dir / "daemon.log")
     launcher = [str(layout.launcher), "serve", "--endpoint", endpoint, "--log-file", log_file]
     launcher += ["--idle-timeout", str(IDLE_MINUTES)]
     models, default = installed_models(layout)

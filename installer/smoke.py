@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from installer.endpoint import who_answers
-from installer.layout import Layout, say, state_dir
+from installer.layout import Layout, say
 from installer.plugins import plugin_config
 
 
@@ -24,8 +24,9 @@ def smoke_test(layout: Layout, endpoint: str) -> Path:
     """Colorize the bundled sample through the daemon with the plug-in's own client."""
     layout.output.mkdir(parents=True, exist_ok=True)
     result = layout.output / "sample-colorized.png"
-    state_dir().mkdir(parents=True, exist_ok=True)
-    config_file = state_dir() / "smoke-config.json"
+    state_dir = layout.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config_file = state_dir / "smoke-config.json"
     config = plugin_config(layout, endpoint)
     config_file.write_text(json.dumps(config))
     daemon = None

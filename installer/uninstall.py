@@ -9,7 +9,7 @@ from pathlib import Path
 
 from installer.flatpak import flatpak_host_launch
 from installer.gimp import FLATPAK_MARK
-from installer.layout import Layout, say, state_dir
+from installer.layout import Layout, say
 from installer.record import read_record
 
 
@@ -28,11 +28,15 @@ def stop_daemons(layout: Layout, endpoints: list[str]) -> None:
 
 
 def uninstall(layout: Layout) -> int:
-    record = read_record()
+    if not layout.python.exists():
+        say(f"the backend is not installed in {layout.venv}: nothing recorded to remove")
+        return 0
+    record = read_record(layout)
+    state_dir = layout.state_dir
     stop_daemons(layout, record.get("endpoints", []))
     if any(FLATPAK_MARK in p for p in record["plugins"]) and shutil.which("flatpak"):
         flatpak_host_launch(allow=False)
-    for path in [*record["plugins"], *record["created"], str(state_dir())]:
+    for path in [*record["plugins"], *record["created"], str(state_dir)]:
         target = Path(path)
         if target.is_dir():
             shutil.rmtree(target, ignore_errors=True)

@@ -10,6 +10,7 @@ from colorize_backend.core.color import rgb_to_lab
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.manifest import Manifest, user_model
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 
 from tests.onnx_models import (
@@ -36,7 +37,7 @@ def test_an_rgb_to_ab_graph_is_adapted(colorizer, tmp_path, size):
     entry = user_model(path)
     assert entry.adapter is not None and entry.adapter.kind is AdapterKind.RGB_TO_AB
     assert entry.adapter.size == ((size, size) if size else None)
-    result = colorizer.colorize(ramp(), model=str(path))
+    result = colorizer.colorize(ramp(), ColorizeOptions(model=str(path)))
     lab = rgb_to_lab(result.pixels.astype(np.float32) / 255)
     dark, light = lab[64, 10], lab[64, -10]
     assert dark[1] < -5 and dark[2] > 5  # shadows: green-blue side of a*, b* up
@@ -46,7 +47,7 @@ def test_an_rgb_to_ab_graph_is_adapted(colorizer, tmp_path, size):
 def test_an_rgb_to_rgb_graph_is_adapted(colorizer, tmp_path):
     path = write_rgb_to_rgb_model(tmp_path / "deoldify-like.onnx")
     assert user_model(path).adapter.kind is AdapterKind.RGB_TO_RGB
-    result = colorizer.colorize(ramp(), model=str(path)).pixels.astype(int)
+    result = colorizer.colorize(ramp(), ColorizeOptions(model=str(path))).pixels.astype(int)
     assert (result[..., 0] - result[..., 2])[:, 40:].mean() > 10  # warmer than grey
 
 

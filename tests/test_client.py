@@ -43,7 +43,7 @@ def test_colorize_round_trip_with_progress(daemon, photo):
 
 def test_refusal_is_reported_with_the_daemons_message(daemon):
     with pytest.raises(BackendError, match="unknown model 'nope'"):
-        client_for(daemon).colorize(2, 2, "gray", b"\0" * 4, model="nope")
+        client_for(daemon).colorize(2, 2, "gray", b"\0" * 4, {"model": "nope"})
 
 
 def test_payload_mismatch_is_caught_before_sending(daemon):
@@ -193,3 +193,9 @@ def test_the_daemon_refuses_buffers_it_did_not_lease(daemon):
         header["shm"]["name"] = name
         reply = json.loads(DaemonClient(daemon).call([json.dumps(header).encode()])[0])
         assert reply["error"]["code"] == "bad_request" and "not leased" in reply["error"]["message"]
+
+
+def test_the_plugin_asks_the_daemon_which_models_it_serves(daemon):
+    served = client_for(daemon).models()
+    assert [(m["name"], m["kind"], m["default"]) for m in served] == [("linear", "auto", True)]
+    assert all("path" not in m for m in served)  # no server paths go to clients

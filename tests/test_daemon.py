@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import zmq
 from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.daemon.client import CurveKeys, DaemonClient
 from colorize_backend.daemon.front import Daemon, DaemonConfig, is_loopback
 from colorize_backend.daemon.protocol import Limits
@@ -60,12 +61,12 @@ def test_high_bit_depth_in_and_out(daemon, photo, dtype):
 def test_saturation_and_detail_size_travel_with_the_request(daemon, photo):
     client = DaemonClient(daemon)
     _, plain = client.colorize(photo[..., :1])
-    _, grey = client.colorize(photo[..., :1], saturation=0.0)
-    _, vivid = client.colorize(photo[..., :1], saturation=2.0, detail_size=96)
+    _, grey = client.colorize(photo[..., :1], ColorizeOptions(saturation=0.0))
+    _, vivid = client.colorize(photo[..., :1], ColorizeOptions(saturation=2.0, detail_size=96))
     chroma = [np.ptp(result.astype(int), axis=-1).mean() for result in (grey, plain, vivid)]
     assert chroma[0] <= 1 < chroma[1] < chroma[2]
     with pytest.raises(ColorizeError, match="detail_size"):
-        client.colorize(photo[..., :1], detail_size=20)
+        client.colorize(photo[..., :1], ColorizeOptions(detail_size=20))
 
 
 def test_progress_messages_come_before_the_result(daemon, photo):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.edge_filter import edge_aware_upsample
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.guidance import propagate_hints, transfer_exemplar
 from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
 
@@ -20,20 +22,22 @@ def test_reference_kind_is_detected_from_alpha_coverage():
     photo = np.full((10, 10, 3), 120, np.uint8)
     dots = np.zeros((10, 10, 4), np.uint8)
     dots[2, 2] = (255, 0, 0, 255)
-    assert Reference(photo).resolved_mode() == "exemplar"
+    assert Reference(photo).mode_for(ReferenceMode.DETECT) == "exemplar"
     assert (
-        Reference(np.dstack([photo, np.full((10, 10), 255, np.uint8)])).resolved_mode()
+        Reference(np.dstack([photo, np.full((10, 10), 255, np.uint8)])).mode_for(
+            ReferenceMode.DETECT
+        )
         == "exemplar"
     )
-    assert Reference(dots).resolved_mode() == "hints"
-    assert Reference(dots, mode="exemplar").resolved_mode() == "exemplar"
+    assert Reference(dots).mode_for(ReferenceMode.DETECT) == "hints"
+    assert Reference(dots).mode_for(ReferenceMode.EXEMPLAR) == "exemplar"
 
 
 def test_hints_map_through_layer_offsets_and_clip_outside():
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[1, 1] = (255, 0, 0, 255)
     layer[3, 3] = (0, 0, 255, 255)
-    hints = Reference(layer, "hints", offset=(5, 2)).hints_over(width=8, height=5)
+    hints = Reference(layer, offset=(5, 2)).hints_over(width=8, height=5)
     ab, mask = hints.ab, hints.mask
     assert mask.sum() == 1 and mask[3, 6]  # (1,1) + (5,2); (3,3)+(5,2)=(8,5) is outside
     np.testing.assert_allclose(
@@ -76,7 +80,9 @@ def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
     grey = photo[..., :1]
     exemplar = np.zeros((60, 80, 3), np.uint8)
     exemplar[:] = (40, 90, 200)  # uniformly blue
-    result = colorizer.colorize(grey, reference=Reference(exemplar, "exemplar"))
+    result = colorizer.colorize(
+        grey, ColorizeOptions(reference_mode=ReferenceMode.EXEMPLAR), Reference(exemplar)
+    )
     assert result.model == "exemplar"
     ab = rgb_to_lab(result.pixels.astype(np.float32) / 255)[..., 1:]
     want = rgb_to_lab(np.array([40, 90, 200], np.float32) / 255)[1:]
@@ -85,7 +91,9 @@ def test_trained_guidance_models_are_used_when_installed(tmp_path, photo):
 
     dots = np.zeros(grey.shape[:2] + (4,), np.uint8)
     dots[100:110, 200:210] = (220, 30, 30, 255)
-    hinted = colorizer.colorize(grey, reference=Reference(dots, "hints"))
+    hinted = colorizer.colorize(
+        grey, ColorizeOptions(reference_mode=ReferenceMode.HINTS), Reference(dots)
+    )
     assert hinted.model == "hint"
     assert hinted.pixels[105, 205, 0] > hinted.pixels[105, 205, 2] + 30
     assert colorizer.colorize(grey).model == "linear"  # no reference: the auto default
@@ -95,7 +103,7 @@ def test_a_guided_model_refuses_the_wrong_reference(tmp_path, photo):
 
     colorizer = Colorizer(Manifest.load(write_manifest(tmp_path, guided=True)), Engine(threads=1))
     with pytest.raises(ColorizeError, match="needs an exemplar photo"):
-        colorizer.colorize(photo[..., :1], model="exemplar")
+        colorizer.colorize(photo[..., :1], ColorizeOptions(model="exemplar"))
 
 
 def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_path):
@@ -107,7 +115,9 @@ def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_
     redness = {}
     for refine in (True, False):
         colorizer = Colorizer(manifest, Engine(threads=1), refine_hints=refine)
-        result = colorizer.colorize(grey, reference=Reference(dots, "hints"))
+        result = colorizer.colorize(
+            grey, ColorizeOptions(reference_mode=ReferenceMode.HINTS), Reference(dots)
+        )
         lab = rgb_to_lab(result.pixels.astype(np.float32) / 255)
         assert lab[122, 122, 1] > 40  # the painted pixels keep their colour either way
         redness[refine] = lab[122, 170, 1]  # three network cells to the right
@@ -119,13 +129,13 @@ def test_a_hint_models_colours_are_spread_along_edges_unless_measured_alone(tmp_
     [
         (np.dstack([np.full((30, 40, 3), 128, np.uint8), np.zeros((30, 40), np.uint8)]),
          "no painted pixels over the image"),
-        (np.dstack([np.full((30, 40, 3), 200, np.uint8),
+        (np.dstack([np.full((30, 40, 1), 200, np.uint8),
                     np.pad(np.full((4, 4), 255, np.uint8), ((5, 21), (5, 31)))]),
-         r"all grey.*convert the image to RGB"),
+         r"greyscale.*convert the image to RGB"),
         (np.full((300, 200, 3), (90, 91, 89), np.uint8), "no colour .*black-and-white"),
         (np.full((20, 400, 3), (200, 40, 40), np.uint8), "only 400x20 pixels"),
     ],
-    ids=["empty hint layer", "grey hints", "grey exemplar", "tiny exemplar"],
+    ids=["empty hint layer", "greyscale hint layer", "grey exemplar", "tiny exemplar"],
 )  # fmt: skip
 def test_an_unusable_reference_is_refused_with_what_to_do(colorizer, photo, reference, message):
     with pytest.raises(ColorizeError, match=message) as refused:
@@ -133,14 +143,29 @@ def test_an_unusable_reference_is_refused_with_what_to_do(colorizer, photo, refe
     assert refused.value.code == "bad_request"
 
 
+def test_neutral_hints_on_an_rgb_layer_are_honoured_exactly(colorizer, photo):
+    """An overcast sky painted light grey-blue is a real hint, not a mistake."""
+    layer = np.zeros(photo.shape[:2] + (4,), np.uint8)
+    layer[20:24, 30:34] = (193, 197, 198, 255)
+    options = ColorizeOptions(reference_mode=ReferenceMode.HINTS)
+    result = colorizer.colorize(photo[..., :1], options, Reference(layer)).pixels
+    painted = rgb_to_lab(result[20:24, 30:34].astype(np.float32) / 255)[..., 1:]
+    expected = rgb_to_lab(np.array([193, 197, 198], np.float32) / 255)[1:]
+    assert np.abs(painted - expected).max() < 1.0
+
+
 def test_a_toned_exemplar_and_a_few_grey_hints_among_coloured_ones_are_used(colorizer, photo):
     sepia = np.zeros((60, 80, 3), np.uint8)
     sepia[:] = np.linspace(40, 220, 80)[None, :, None] * np.array([1.0, 0.85, 0.65])
-    colorizer.colorize(photo[..., :1], reference=Reference(sepia, "exemplar"))
+    colorizer.colorize(
+        photo[..., :1], ColorizeOptions(reference_mode=ReferenceMode.EXEMPLAR), Reference(sepia)
+    )
     dots = np.zeros(photo.shape[:2] + (4,), np.uint8)
     dots[10:14, 10:14] = (230, 230, 230, 255)  # white beads: grey on purpose
     dots[40:44, 40:44] = (200, 30, 30, 255)
-    colorizer.colorize(photo[..., :1], reference=Reference(dots, "hints"))
+    colorizer.colorize(
+        photo[..., :1], ColorizeOptions(reference_mode=ReferenceMode.HINTS), Reference(dots)
+    )
 
 
 def test_hint_colour_stops_at_the_full_resolution_boundary_of_a_large_photo(colorizer):
@@ -152,7 +177,9 @@ def test_hint_colour_stops_at_the_full_resolution_boundary_of_a_large_photo(colo
     dots = np.zeros((2400, 3200, 4), np.uint8)
     dots[1195:1205, 795:805] = (210, 40, 40, 255)
     row = slice(edge - 40, edge + 40)
-    hinted = colorizer.colorize(grey, reference=Reference(dots, "hints")).pixels[1200, row]
+    hinted = colorizer.colorize(
+        grey, ColorizeOptions(reference_mode=ReferenceMode.HINTS), Reference(dots)
+    ).pixels[1200, row]
     automatic = colorizer.colorize(grey).pixels[1200, row]
     change = rgb_to_lab(hinted / 255.0)[:, 1] - rgb_to_lab(automatic / 255.0)[:, 1]
     assert change[:30].min() > 15  # the dot's own region, right up to the boundary
@@ -181,7 +208,7 @@ def test_an_exemplar_model_reading_auto_ab_gets_the_automatic_colour(tmp_path, p
     exemplar = np.zeros((60, 80, 3), np.uint8)
     exemplar[:] = (200, 40, 40)
     grey = photo[..., :1]
-    guided = colorizer.colorize(grey, model=str(fallback), reference=Reference(exemplar))
+    guided = colorizer.colorize(grey, ColorizeOptions(model=str(fallback)), Reference(exemplar))
     assert guided.model == "fallback"
     difference = np.abs(guided.pixels.astype(int) - colorizer.colorize(grey).pixels)
     assert difference.mean() < 0.2 and difference.max() <= 3  # resampled on another grid

@@ -166,7 +166,7 @@ def test_your_own_models_are_offered_in_gimp_and_served_by_path(installed):
         client = Client(load_config(str(plugin_folder / "colorize-config.json")))
         grey = bytes(range(256)) * 64
         for name in ("my-colorizer", "ddcolor-export"):
-            reply, _ = client.colorize(128, 128, "gray", grey, model=name)
+            reply, _ = client.colorize(128, 128, "gray", grey, {"model": name})
             assert reply["model"] == name
         client.release()
     finally:

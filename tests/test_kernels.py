@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import skimage.color
 from colorize_backend.core import kernels
+from colorize_backend.core.hints import Hints
 from colorize_backend.core.planes import compose_banded
-from colorize_backend.core.reference import Hints
 
 
 def photo(channels: int, seed: int = 0) -> np.ndarray:

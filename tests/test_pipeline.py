@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from colorize_backend.core.color import lightness_from_u8
 from colorize_backend.core.contract import network_size
+from colorize_backend.core.options import ColorizeOptions
 
 from tests.onnx_models import A_BIAS, A_GAIN
 
@@ -54,8 +55,8 @@ def test_chroma_comes_from_the_network(colorizer):
     assert abs(float(a.mean()) - (A_GAIN * 50 + A_BIAS)) < 1.0
 
 
-def test_strength_zero_gives_grey(colorizer, photo):
-    result = colorizer.colorize(photo, strength=0.0).pixels.astype(int)
+def test_saturation_zero_gives_grey(colorizer, photo):
+    result = colorizer.colorize(photo, ColorizeOptions(saturation=0.0)).pixels.astype(int)
     assert np.abs(result[..., 0] - result[..., 1]).max() <= 1
 
 

@@ -3,8 +3,8 @@
 import json
 
 import pytest
+from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.errors import ColorizeError
-from colorize_backend.core.reference import ReferenceMode
 from colorize_backend.daemon.protocol import (
     PixelFormat,
     SampleType,
@@ -59,8 +59,9 @@ def test_bad_headers_are_refused(frame, code):
 def test_valid_request_parses():
     request = parse_colorize(header(strength=0.5, progress=True), [b"\0" * 24], 100)
     assert (request.image.width, request.image.height, request.image.channels) == (4, 2, 3)
-    assert request.strength == 0.5 and request.reference is None and request.progress
-    assert request.request_id == "r1" and request.reference_mode is ReferenceMode.DETECT
+    assert request.options.strength == 0.5 and request.reference is None and request.progress
+    assert request.request_id == "r1"
+    assert request.options.reference_mode is ReferenceMode.DETECT
 
 
 @pytest.mark.parametrize("sample, size", [("u8", 1), ("u16", 2), ("f32", 4)])

@@ -4,9 +4,11 @@ protocol: same constants, and what it sends parses as the daemon parses it."""
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 
 import pytest
-from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.core.contract import ReferenceMode
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.daemon import protocol
 
 from installer import main as installer_main
@@ -25,6 +27,7 @@ def test_constants_agree():
     assert colorize_client.FORMAT_CHANNELS == formats
     assert colorize_client.SAMPLE_SIZES == {s.value: s.size for s in protocol.SampleType}
     assert set(colorize_client.REFERENCE_MODES) == {m.value for m in ReferenceMode}
+    assert colorize_client.OPTION_NAMES == tuple(f.name for f in fields(ColorizeOptions))
     assert colorize_client.DEFAULTS["heartbeat_timeout_s"] >= 3 * protocol.HEARTBEAT_S
 
 
@@ -47,9 +50,10 @@ def test_a_colorize_request_parses_as_the_daemon_parses_it(mode, sample):
     client = RecordingClient(dict(colorize_client.DEFAULTS))
     size = colorize_client.SAMPLE_SIZES[sample]
     reference = (2, 1, "rgba", b"\1" * 8 * size, (5, 6), sample)
+    options = {"model": "m", "reference_mode": mode, "strength": 0.25, "detail_size": 96}
     client.colorize(
-        3, 2, "graya", b"\0" * 12 * size, model="m", reference=reference, reference_mode=mode,
-        strength=0.25, offset=(1, 2), sample=sample,
+        3, 2, "graya", b"\0" * 12 * size, options, reference=reference, offset=(1, 2),
+        sample=sample,
     )  # fmt: skip
     header = protocol.decode_header(client.sent[0])
     request = protocol.parse_colorize(header, client.sent[1:], max_pixels=100)
@@ -57,12 +61,11 @@ def test_a_colorize_request_parses_as_the_daemon_parses_it(mode, sample):
     assert request.image.format is protocol.PixelFormat.GRAYA and request.image.offset == (1, 2)
     assert request.image.sample is protocol.SampleType(sample) and request.progress
     assert request.reference is not None and request.reference.offset == (5, 6)
-    assert request.model == "m" and request.strength == 0.25
-    assert request.reference_mode is ReferenceMode(mode)
+    assert request.options == ColorizeOptions("m", 0.25, 1.0, 96, ReferenceMode(mode))
 
 
 def test_v1_clients_reference_mode_auto_still_means_detect():
     header = {"v": 2, "op": "colorize", "id": "x", "image": {"width": 1, "height": 1,
               "format": "gray"}}  # fmt: skip
     request = protocol.parse_colorize(dict(header, reference_mode="auto"), [b"\0"], 10)
-    assert request.reference_mode is ReferenceMode.DETECT
+    assert request.options.reference_mode is ReferenceMode.DETECT

@@ -30,6 +30,7 @@ import zmq
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon.front import Daemon, DaemonConfig
 from colorize_backend.daemon.protocol import Limits
@@ -284,16 +285,17 @@ def test_models_by_path_only_from_allowed_folders_without_revealing_files(tmp_pa
         folder.mkdir()
         shutil.copy(tmp_path / "shipped/linear.onnx", folder / "mine.onnx")
     engine = Engine(["CPUExecutionProvider"], threads=1, max_sessions=2)
-    colorizer = Colorizer(manifest, engine, model_dirs=[allowed])
+    colorizer = Colorizer(manifest, engine, model_dirs=[allowed], any_model_path=False)
     grey = np.full((64, 64, 1), 100, np.uint8)
+    assert colorizer.colorize(grey, ColorizeOptions(model="mine")).model == "mine"  # by name
     for spelling in range(20):  # one file, many spellings: one session
         name = str(allowed / ("./" * spelling) / "mine.onnx")
-        assert colorizer.colorize(grey, model=name).model == "mine"
+        assert colorizer.colorize(grey, ColorizeOptions(model=name)).model == "mine"
     assert len(engine._runners) == 1
     messages = []
-    for name in (str(outside / "mine.onnx"), str(outside / "missing.onnx"), "/etc/passwd"):
+    for name in (str(outside / "mine.onnx"), str(outside / "missing.onnx"), "/etc/passwd", "../x"):
         with pytest.raises(ColorizeError) as refused:
-            colorizer.colorize(grey, model=name)
+            colorizer.colorize(grey, ColorizeOptions(model=name))
         assert str(allowed) not in refused.value.message  # no server folder is revealed
         messages.append(
             re.sub(r"unknown model '.*?';", "unknown model NAME;", refused.value.message)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from colorize_backend.core.contract import OPTIONAL_INPUTS, ModelKind, example_inputs
+from colorize_backend.core.contract import OPTIONAL_INPUTS, ModelKind, ReferenceMode, example_inputs
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
 
@@ -58,6 +59,10 @@ def test_shipped_exemplar_model_takes_the_colours_of_its_reference(photo):
     colorizer = Colorizer(MANIFEST, Engine(["CPUExecutionProvider"], threads=2))
     grey = grey_version(truth)
     auto = colorizer.colorize(grey).pixels
-    guided = colorizer.colorize(grey, reference=Reference(truth[:, ::-1].copy(), "exemplar"))
+    guided = colorizer.colorize(
+        grey,
+        ColorizeOptions(reference_mode=ReferenceMode.EXEMPLAR),
+        Reference(truth[:, ::-1].copy()),
+    )
     assert guided.model == MANIFEST.find_kind(ModelKind.EXEMPLAR).name
     assert psnr(guided.pixels, truth) > psnr(auto, truth) + 2

@@ -14,8 +14,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
+from colorize_backend.core.contract import ReferenceMode  # noqa: E402
 from colorize_backend.core.engine import Engine  # noqa: E402
 from colorize_backend.core.manifest import Manifest  # noqa: E402
+from colorize_backend.core.options import ColorizeOptions  # noqa: E402
 from colorize_backend.core.pipeline import Colorizer  # noqa: E402
 from colorize_backend.core.reference import Reference  # noqa: E402
 
@@ -102,11 +104,11 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
 
     colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
     grey = photo[..., :1]
-    reference = {"auto": None, "exemplar": Reference(colour_photo(photos), "exemplar")}.get(
-        entry["kind"], Reference(red_dots(grey.shape[:2]), "hints")
+    reference = {"auto": None, "exemplar": Reference(colour_photo(photos))}.get(
+        entry["kind"], Reference(red_dots(grey.shape[:2]))
     )
     if entry["kind"] == "auto":
-        result = colorizer.colorize(grey, model=name)
+        result = colorizer.colorize(grey, ColorizeOptions(model=name))
     else:
         result = colorizer.colorize(grey, reference=reference)
     assert result.model == name and result.pixels.shape == grey.shape[:2] + (3,)
@@ -135,7 +137,11 @@ def test_semantic_exemplar_trains_on_cached_features_exports_and_colorizes(photo
     export.main([str(out / "best.pt"), "--name", "semantic", "--manifest", str(manifest)])
     colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
     grey = photo[..., :1]
-    result = colorizer.colorize(grey, reference=Reference(colour_photo(photos), "exemplar"))
+    result = colorizer.colorize(
+        grey,
+        ColorizeOptions(reference_mode=ReferenceMode.EXEMPLAR),
+        Reference(colour_photo(photos)),
+    )
     assert result.model == "semantic" and result.pixels.shape == grey.shape[:2] + (3,)
 
 

@@ -8,13 +8,13 @@ checked against scikit-image in the tests.
 from __future__ import annotations
 
 import torch
-from colorize_backend.core.color import _RGB_TO_XYZ, _WHITE_D65, _XYZ_TO_RGB
+from colorize_backend.core.color import RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """[N, 3, H, W] sRGB in [0, 1] → [N, 3, H, W] Lab."""
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    matrix = torch.as_tensor(_RGB_TO_XYZ / _WHITE_D65[:, None], dtype=rgb.dtype, device=rgb.device)
+    matrix = torch.as_tensor(RGB_TO_XYZ / WHITE_D65[:, None], dtype=rgb.dtype, device=rgb.device)
     xyz = torch.einsum("dc,nchw->ndhw", matrix, linear)
     f = torch.where(xyz > 0.008856, xyz.clamp(min=1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
     return torch.stack(
@@ -27,7 +27,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (lab[:, 0] + 16.0) / 116.0
     f = torch.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], dim=1).clamp(min=0.0)
     xyz = torch.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787)
-    matrix = torch.as_tensor(_XYZ_TO_RGB * _WHITE_D65, dtype=lab.dtype, device=lab.device)
+    matrix = torch.as_tensor(XYZ_TO_RGB * WHITE_D65, dtype=lab.dtype, device=lab.device)
     linear = torch.einsum("dc,nchw->ndhw", matrix, xyz).clamp(min=0.0)
     srgb = torch.where(
         linear > 0.0031308, 1.055 * linear.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * linear

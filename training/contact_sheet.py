@@ -15,11 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.contract import ModelKind, ReferenceMode
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.core.reference import Reference
 from colorize_backend.tools.images import list_images
 
 from training.photos import (
@@ -50,13 +51,13 @@ def photo_row(colorizer: Colorizer, path: Path, rng: np.random.Generator) -> lis
     row = [np.repeat(grey, 3, axis=2)]
     for _, name in columns_for(colorizer.manifest):
         kind = colorizer.manifest.entries[name].kind
+        reference, mode = None, ReferenceMode.DETECT
         if kind is ModelKind.EXEMPLAR:
-            reference = Reference(recropped_and_flipped(truth, rng), ReferenceMode.EXEMPLAR)
+            reference, mode = Reference(recropped_and_flipped(truth, rng)), ReferenceMode.EXEMPLAR
         elif kind is ModelKind.HINT:
-            reference = Reference(point_hints(truth, rng)[0], ReferenceMode.HINTS)
-        else:
-            reference = None
-        row.append(colorizer.colorize(grey, name, reference=reference).pixels)
+            reference, mode = Reference(point_hints(truth, rng)[0]), ReferenceMode.HINTS
+        options = ColorizeOptions(model=name, reference_mode=mode)
+        row.append(colorizer.colorize(grey, options, reference).pixels)
     return row + [truth]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from colorize_backend.core.contract import ModelKind
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.tools.images import list_images
 
@@ -35,7 +36,7 @@ def photo_row(colorizer: Colorizer, model: str | None, path: Path, recognition) 
     classifier's top-1 hits on truth, grey and colorized when the photo names its class."""
     truth = ground_truth(path)
     grey = grey_version(truth)
-    predicted = colorizer.colorize(grey, model).pixels
+    predicted = colorizer.colorize(grey, ColorizeOptions(model=model)).pixels
     row = {
         "group": group_of(path.parent.name),
         "psnr": psnr(predicted, truth),

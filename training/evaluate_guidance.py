@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 from colorize_backend.core.color import rgb_to_lab
-from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.contract import ModelKind, ReferenceMode
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.core.reference import Reference, ReferenceMode
+from colorize_backend.core.reference import Reference
 from colorize_backend.tools.images import list_images
 
 from training.classes import class_of
@@ -67,9 +68,11 @@ def guided_results(colorizer: Colorizer, truth: np.ndarray, other: np.ndarray, r
     same = recropped_and_flipped(truth, rng)
     hints, points = point_hints(truth, rng)
 
-    def colorize(reference: Reference | None = None) -> np.ndarray:
+    def colorize(
+        reference: Reference | None = None, mode: ReferenceMode = ReferenceMode.DETECT
+    ) -> np.ndarray:
         try:
-            return colorizer.colorize(grey, reference=reference).pixels
+            return colorizer.colorize(grey, ColorizeOptions(reference_mode=mode), reference).pixels
         except ColorizeError:  # e.g. hints all grey on a near-grey photo: the user is told
             return colorizer.colorize(grey).pixels
 
@@ -77,11 +80,11 @@ def guided_results(colorizer: Colorizer, truth: np.ndarray, other: np.ndarray, r
         "grey": np.repeat(grey, 3, axis=2),
         "auto": colorize(),
         "same": same,
-        "with_same": colorize(Reference(same, ReferenceMode.EXEMPLAR)),
+        "with_same": colorize(Reference(same), ReferenceMode.EXEMPLAR),
         "other": other,
-        "with_other": colorize(Reference(other, ReferenceMode.EXEMPLAR)),
+        "with_other": colorize(Reference(other), ReferenceMode.EXEMPLAR),
         "points": points,
-        "with_hints": colorize(Reference(hints, ReferenceMode.HINTS)),
+        "with_hints": colorize(Reference(hints), ReferenceMode.HINTS),
         "truth": truth,
     }
 

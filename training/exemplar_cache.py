@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from colorize_backend.core.color import rgb_to_lab
+from colorize_backend.core.contract import LIGHTNESS
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import Manifest
 from colorize_backend.tools.images import list_images
@@ -109,7 +110,7 @@ def build(photos: list, out: Path) -> None:
     engine = Engine(["CPUExecutionProvider"], threads=1)
 
     def automatic(lightness: np.ndarray) -> np.ndarray:
-        return engine.run(entry, {"L": np.ascontiguousarray(lightness[None, None])})
+        return engine.run(entry, {LIGHTNESS: np.ascontiguousarray(lightness[None, None])})
 
     rng = np.random.default_rng(1)
     for start in tqdm(range(0, len(photos), BATCH // 2), unit="batch"):

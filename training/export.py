@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from colorize_backend.core.contract import AUTO_AB, OUTPUT, ModelKind, example_inputs
+from colorize_backend.core.contract import AUTO_AB, OUTPUT, REFERENCE_LAB, ModelKind, example_inputs
 from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
 
 from training.arch import ARCHITECTURES
@@ -55,8 +55,8 @@ def export_onnx(
     inputs = example_inputs(kind, 256, 256, optional=optional)
     examples = tuple(torch.from_numpy(inputs[name]) for name in names)
     dynamic = {name: {0: "N", 2: "H", 3: "W"} for name in names}
-    if "ref_lab" in dynamic:
-        dynamic["ref_lab"] = {0: "N", 2: "Hr", 3: "Wr"}  # the exemplar has its own size
+    if REFERENCE_LAB in dynamic:
+        dynamic[REFERENCE_LAB] = {0: "N", 2: "Hr", 3: "Wr"}  # the exemplar has its own size
     if AUTO_AB in dynamic:
         dynamic[AUTO_AB] = {0: "N", 2: "h", 3: "w"}  # the output grid
     dynamic[OUTPUT] = {0: "N", 2: "h", 3: "w"}

@@ -126,14 +126,17 @@ def _detail_size(config):
 
 
 def _settings(config, with_reference):
+    """The dialog's settings as the wire names them (colorize_client.OPTION_NAMES)."""
     model = config.get_property("model")
-    return {
+    settings = {
         "model": None if model == "default" else model,
-        "strength": config.get_property("strength"),
         "saturation": config.get_property("saturation"),
         "detail_size": _detail_size(config),
-        "reference_mode": config.get_property("reference-mode") if with_reference else "detect",
     }
+    if with_reference:  # how far the reference steers, and how to read it
+        settings["strength"] = config.get_property("strength")
+        settings["reference_mode"] = config.get_property("reference-mode")
+    return settings
 
 
 def _variants(settings, count, installed, default):
@@ -161,8 +164,8 @@ def _colorize_layer(client, layer, sample, variants, reference, progress, keep=F
     results = []
     for settings, label in variants:
         reply, result = client.colorize(
-            width, height, fmt, pixels, reference=reference, offset=offsets, sample=sample,
-            progress=progress, **settings
+            width, height, fmt, pixels, settings, reference=reference, offset=offsets,
+            sample=sample, progress=progress,
         )  # fmt: skip
         name = layer.get_name() + " (colorized)"
         if len(variants) > 1:
@@ -201,10 +204,13 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     try:
         client = Client()
         client.ensure_daemon(progress=Gimp.progress_set_text)
-        models = client.config.get("models") or []
-        installed = [m["name"] for m in models if m["kind"] == "auto"]
         settings = _settings(config, with_reference)
-        variants = _variants(settings, count, installed, client.config.get("default_model"))
+        variants = [(settings, "")]
+        if count > 1:  # the other automatic models the daemon serves, then other saturations
+            served = client.models()
+            installed = [m["name"] for m in served if m["kind"] == "auto"]
+            default = next((m["name"] for m in served if m.get("default")), None)
+            variants = _variants(settings, count, installed, default)
         show = _show_progress(0.8, 0.1)
         results = _colorize_layer(client, source, sample, variants, reference, show, count == 1)
         _write_results(image, [(source, r) for r in results])
@@ -314,11 +320,12 @@ def _add_common_arguments(procedure, config, with_reference):
     choice = _model_choice(models, config.get("default_model"), with_reference)
     procedure.add_choice_argument("model", _("_Model"), _("Which colorizer runs"), choice,
                                   "default", flags)  # fmt: skip
-    procedure.add_double_argument("strength", _("_Strength"),
-                                  _("How much colour, or how far the reference steers (0..1)"),
-                                  0.0, 1.0, 1.0, flags)  # fmt: skip
+    if with_reference:
+        procedure.add_double_argument("strength", _("_Strength"),
+                                      _("How far the reference steers the colour (0..1)"),
+                                      0.0, 1.0, 1.0, flags)  # fmt: skip
     procedure.add_double_argument("saturation", _("Sa_turation"),
-                                  _("Chroma of the result: below 1 muted, above 1 vivid (0..2)"),
+                                  _("Colour amount: 0 grey, below 1 muted, above 1 vivid (0..2)"),
                                   0.0, 2.0, 1.0, flags)  # fmt: skip
     default_size = (
         next(

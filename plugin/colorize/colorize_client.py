@@ -38,6 +38,9 @@ CONFIG_NAME = "colorize-config.json"
 FORMAT_CHANNELS = {"gray": 1, "graya": 2, "rgb": 3, "rgba": 4}
 SAMPLE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
 REFERENCE_MODES = ("detect", "exemplar", "hints")  # how to read the reference layer
+# The user's settings on the wire (the backend's core.options.ColorizeOptions): a new setting
+# is a new name here, in the backend's options and protocol, and in the dialogs.
+OPTION_NAMES = ("model", "strength", "saturation", "detail_size", "reference_mode")
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.
 DEFAULTS = {
@@ -197,6 +200,13 @@ class Client(object):
         self.shm_dir = folder if usable and os.access(folder, os.W_OK) else None
         return reply
 
+    def models(self):
+        """The models the daemon serves, as it lists them (name, kind, input_size, ...)."""
+        reply = self._call({"op": "models"}, self.config["hello_timeout_s"])
+        if not reply.get("ok"):
+            raise _refusal(reply)
+        return reply.get("models") or []
+
     def _check_identity(self, reply):
         expected = self.config.get("backend_prefix")
         found = reply.get("install")
@@ -265,31 +275,22 @@ class Client(object):
                 "too_large",
             )
 
-    def model_on_wire(self, name):
-        """A user's own model (install.py lists those too) is sent by its path."""
-        for model in self.config.get("models") or []:
-            if name and model.get("name") == name and model.get("path"):
-                return model["path"]
-        return name
-
     def colorize(
         self,
         width,
         height,
         fmt,
         pixels,
-        model=None,
+        options=None,
         reference=None,
-        reference_mode="detect",
-        strength=1.0,
         offset=(0, 0),
         sample="u8",
         progress=None,
-        saturation=1.0,
-        detail_size=None,
     ):
         """Colorize raw pixels; reference is None or (width, height, fmt, bytes, (x, y), sample).
 
+        options: the user's settings as the wire names them (OPTION_NAMES: model, strength,
+        saturation, detail_size, reference_mode); unset or None ones are left to the daemon.
         progress(stage, done) is called on each sign of life. Returns (reply header, result
         bytes) where the result is rgb or rgba in the same sample type.
         """
@@ -300,11 +301,12 @@ class Client(object):
             )
         self.check_limits(width, height, fmt, sample)
         request_id = "%d.%d" % (os.getpid(), random.randint(0, 10**9))
-        image = _spec(width, height, fmt, offset, sample)
-        header = _colorize_header(request_id, image, self.model_on_wire(model))
-        header.update(strength=strength, reference_mode=reference_mode, saturation=saturation)
-        if detail_size:
-            header["detail_size"] = detail_size
+        header = _colorize_header(request_id, _spec(width, height, fmt, offset, sample))
+        for name, value in (options or {}).items():
+            if name not in OPTION_NAMES:
+                raise BackendError("Internal error: unknown colorize option %r" % name)
+            if value is not None:
+                header[name] = value
         payload = [pixels]
         if reference is not None:
             ref_w, ref_h, ref_fmt, ref_pixels, ref_offset, ref_sample = reference
@@ -469,13 +471,10 @@ class SharedFile(object):
             pass
 
 
-def _colorize_header(request_id, image, model):
+def _colorize_header(request_id, image):
     """A colorize request that asks for progress (the daemon's sign of life)."""
-    header = {"v": PROTOCOL_VERSION, "op": "colorize", "id": request_id, "image": image}
-    header["progress"] = True
-    if model:
-        header["model"] = model
-    return header
+    return {"v": PROTOCOL_VERSION, "op": "colorize", "id": request_id, "image": image,
+            "progress": True}  # fmt: skip
 
 
 def _spec(width, height, fmt, offset, sample):

@@ -84,7 +84,8 @@ def as_bytes(pixels):
 PRECISION_U8_GAMMA = 150  # GIMP 2.10's 8-bit perceptual precision
 
 
-def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1.0, saturation=1.0):
+def colorize(image, drawable, settings, reference=None):
+    """settings: the dialog's values as the wire names them (colorize_client.OPTION_NAMES)."""
     if reference is not None and reference == drawable:
         pdb.gimp_message("The reference layer must be a different layer.")
         return
@@ -106,11 +107,8 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
             height,
             fmt,
             pixels,
-            model=model or None,
+            settings,
             reference=ref,
-            reference_mode=REFERENCE_MODES[mode_index],
-            strength=strength,
-            saturation=saturation,
             offset=offsets,
             progress=lambda stage, done: gimp.progress_update(0.2 + 0.7 * done),
         )
@@ -126,21 +124,26 @@ def colorize(image, drawable, reference=None, mode_index=0, model="", strength=1
     gimp.displays_flush()
 
 
-def auto_colorize(image, drawable, model, strength, saturation):
-    colorize(image, drawable, None, 0, model, strength, saturation)
+def auto_colorize(image, drawable, model, saturation):
+    colorize(image, drawable, {"model": model or None, "saturation": saturation})
 
 
-def reference_colorize(image, drawable, reference, mode_index, model, strength, saturation):
+def reference_colorize(image, drawable, reference, mode_index, model, saturation, strength):
     if reference is None:
         pdb.gimp_message("Choose a reference layer: a colour photo or a layer of painted hints.")
         return
-    colorize(image, drawable, reference, mode_index, model, strength, saturation)
+    settings = {
+        "model": model or None,
+        "saturation": saturation,
+        "strength": strength,
+        "reference_mode": REFERENCE_MODES[mode_index],
+    }
+    colorize(image, drawable, settings, reference)
 
 
 COMMON = [
     (PF_STRING, "model", "Model (empty = default)", ""),
-    (PF_SLIDER, "strength", "Strength", 1.0, (0.0, 1.0, 0.05)),
-    (PF_SLIDER, "saturation", "Saturation", 1.0, (0.0, 2.0, 0.05)),
+    (PF_SLIDER, "saturation", "Saturation (colour amount)", 1.0, (0.0, 2.0, 0.05)),
 ]
 
 register(
@@ -173,7 +176,8 @@ register(
         (PF_LAYER, "reference", "Reference layer", None),
         (PF_OPTION, "mode", "Reference is", 0, ["Detect", "Exemplar photo", "Painted hints"]),
     ]
-    + COMMON,
+    + COMMON
+    + [(PF_SLIDER, "strength", "Strength (how far the reference steers)", 1.0, (0.0, 1.0, 0.05))],
     [],
     reference_colorize,
     menu="<Image>/Filters/Colorize",

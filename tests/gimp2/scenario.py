@@ -45,7 +45,7 @@ for case in ("auto", "failure", "sixteen-bit"):
     function = gimpfu.REGISTERED["python-fu-colorize-auto"]["function"]
     error = None
     try:
-        function(image, layer, "", 1.0, 1.0)
+        function(image, layer, "", 1.0)
     except RuntimeError as exc:
         error = str(exc)
     result = [lay for lay in image.layers if lay is not layer]

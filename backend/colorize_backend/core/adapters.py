@@ -17,6 +17,7 @@ from enum import StrEnum
 import numpy as np
 
 from colorize_backend.core.color import lab_to_rgb, rgb_to_lab
+from colorize_backend.core.contract import LIGHTNESS
 from colorize_backend.core.planes import resize_plane
 
 
@@ -50,7 +51,7 @@ class Adapter:
         return np.ascontiguousarray(rgb_to_lab(np.clip(rgb, 0, 1))[..., 1:].transpose(2, 0, 1))
 
     def run(self, run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict) -> np.ndarray:
-        return self.ab(run(self.inputs(inputs["L"])))
+        return self.ab(run(self.inputs(inputs[LIGHTNESS])))
 
 
 def _static(dimension) -> int | None:

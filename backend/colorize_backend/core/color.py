@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # sRGB (linear) -> XYZ, D65 white, as in IEC 61966-2-1 / scikit-image.
-_RGB_TO_XYZ = np.array(
+RGB_TO_XYZ = np.array(
     [
         [0.412453, 0.357580, 0.180423],
         [0.212671, 0.715160, 0.072169],
@@ -18,8 +18,8 @@ _RGB_TO_XYZ = np.array(
     ],
     dtype=np.float32,
 )
-_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ.astype(np.float64)).astype(np.float32)
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ.astype(np.float64)).astype(np.float32)
+WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
 
 _EPSILON = 0.008856
 _KAPPA = 7.787
@@ -37,7 +37,7 @@ def _linear_to_srgb(lin: np.ndarray) -> np.ndarray:
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """Convert [..., 3] sRGB in [0, 1] to [..., 3] CIE Lab (float32)."""
     lin = _srgb_to_linear(np.asarray(rgb, dtype=np.float32))
-    xyz = (lin @ _RGB_TO_XYZ.T) / _WHITE_D65
+    xyz = (lin @ RGB_TO_XYZ.T) / WHITE_D65
     f = np.where(xyz > _EPSILON, np.cbrt(xyz), _KAPPA * xyz + 16.0 / 116.0)
     lab = np.empty_like(f)
     lab[..., 0] = 116.0 * f[..., 1] - 16.0
@@ -51,7 +51,7 @@ def _lab_to_linear_rgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> n
     f = np.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
     np.maximum(f, 0.0, out=f)
     xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / _KAPPA)
-    return xyz @ (_XYZ_TO_RGB * _WHITE_D65).T
+    return xyz @ (XYZ_TO_RGB * WHITE_D65).T
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -70,33 +70,31 @@ def luminance_to_lightness(y: np.ndarray) -> np.ndarray:
 # u8 → lightness through tables: per-channel linear-light contributions to Y, and Y → L on a
 # 65536-step grid, interpolated, so a 12 MP photo costs a few gathers, not a cbrt per pixel.
 _LINEAR_U8 = _srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)
-_Y_OF_CHANNEL = (_LINEAR_U8[None, :] * _RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(
-    np.float32
-)
-_Y_STEPS = 65535
-_L_OF_Y = luminance_to_lightness(np.linspace(0.0, 1.0, _Y_STEPS + 1))
-_L_OF_GREY = luminance_to_lightness(_LINEAR_U8)
+Y_OF_CHANNEL = (_LINEAR_U8[None, :] * RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(np.float32)
+Y_STEPS = 65535
+L_OF_Y = luminance_to_lightness(np.linspace(0.0, 1.0, Y_STEPS + 1))
+L_OF_GREY = luminance_to_lightness(_LINEAR_U8)
 
 
 def lightness_from_u8(pixels: np.ndarray) -> np.ndarray:
     """CIE L of an [H, W, C] u8 image (C = 1 grey or 3 RGB), as [H, W] float32."""
     if pixels.shape[-1] == 1:
-        return _L_OF_GREY[pixels[..., 0]]
-    y = _Y_OF_CHANNEL[0][pixels[..., 0]]
-    y += _Y_OF_CHANNEL[1][pixels[..., 1]]
-    y += _Y_OF_CHANNEL[2][pixels[..., 2]]
-    position = np.minimum(y, 1.0) * _Y_STEPS
-    index = np.minimum(position.astype(np.int32), _Y_STEPS - 1)
+        return L_OF_GREY[pixels[..., 0]]
+    y = Y_OF_CHANNEL[0][pixels[..., 0]]
+    y += Y_OF_CHANNEL[1][pixels[..., 1]]
+    y += Y_OF_CHANNEL[2][pixels[..., 2]]
+    position = np.minimum(y, 1.0) * Y_STEPS
+    index = np.minimum(position.astype(np.int32), Y_STEPS - 1)
     position -= index  # linear interpolation between table entries
-    low = _L_OF_Y[index]
-    return low + position * (_L_OF_Y[index + 1] - low)
+    low = L_OF_Y[index]
+    return low + position * (L_OF_Y[index + 1] - low)
 
 
 # Linear light → sRGB u8 through a fine table: the gamma curve's pow() would dominate the cost
 # of a 12 MP result, and 16384 steps keep the error under half a u8 level.
-_GAMMA_STEPS = 16383
-_GAMMA_LUT = np.round(
-    _linear_to_srgb(np.linspace(0.0, 1.0, _GAMMA_STEPS + 1, dtype=np.float64)) * 255
+GAMMA_STEPS = 16383
+GAMMA_LUT = np.round(
+    _linear_to_srgb(np.linspace(0.0, 1.0, GAMMA_STEPS + 1, dtype=np.float64)) * 255
 ).astype(np.uint8)
 
 
@@ -104,9 +102,9 @@ def lab_to_u8(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Join [H, W] lightness with [H, W, 2] chroma into gamut-clipped RGB u8."""
     linear = _lab_to_linear_rgb(lightness, ab[..., 0], ab[..., 1])
     np.clip(linear, 0.0, 1.0, out=linear)
-    linear *= _GAMMA_STEPS
+    linear *= GAMMA_STEPS
     linear += 0.5
-    return _GAMMA_LUT[linear.astype(np.int32)]
+    return GAMMA_LUT[linear.astype(np.int32)]
 
 
 # ------------------------------------------------------------ 16-bit and float images
@@ -114,7 +112,7 @@ def lab_to_u8(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
 # per code value (65536 entries), and Y → L is computed, not interpolated.
 
 _LINEAR_U16 = _srgb_to_linear(np.arange(65536, dtype=np.float64) / 65535.0)
-_Y_OF_CHANNEL_U16 = (_LINEAR_U16[None, :] * _RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(
+_Y_OF_CHANNEL_U16 = (_LINEAR_U16[None, :] * RGB_TO_XYZ[1].astype(np.float64)[:, None]).astype(
     np.float32
 )
 _L_OF_GREY_U16 = luminance_to_lightness(_LINEAR_U16)
@@ -148,7 +146,7 @@ def lightness_from_float(pixels: np.ndarray) -> np.ndarray:
     if pixels.shape[-1] == 1:
         y = linear[..., 0]
     else:
-        y = linear @ _RGB_TO_XYZ[1]
+        y = linear @ RGB_TO_XYZ[1]
     return luminance_to_lightness(np.minimum(y, 1.0))
 
 

@@ -14,7 +14,10 @@ from enum import StrEnum
 import numpy as np
 
 OUTPUT = "ab"
-LIGHTNESS_INPUT = "L"
+LIGHTNESS = "L"  # every model's input: CIE L in [0, 100]
+HINT_AB = "hint_ab"
+HINT_MASK = "hint_mask"
+REFERENCE_LAB = "ref_lab"
 AB_SCALE = 110.0  # networks that regress a*b* squash them with tanh into ±AB_SCALE
 LIGHTNESS_CENTRE = 50.0  # networks read lightness centred to [-1, 1]: L / 50 - 1
 
@@ -29,12 +32,27 @@ class ModelKind(StrEnum):
         return INPUTS[self]
 
 
+class ReferenceMode(StrEnum):
+    """How the optional second layer is read."""
+
+    DETECT = "detect"  # decided by the layer's transparency
+    EXEMPLAR = "exemplar"  # an opaque colour photo to borrow colours from
+    HINTS = "hints"  # colour painted on a transparent layer
+
+    @property
+    def model_kind(self) -> ModelKind:
+        """The kind of model trained for this kind of reference."""
+        return {ReferenceMode.EXEMPLAR: ModelKind.EXEMPLAR, ReferenceMode.HINTS: ModelKind.HINT}[
+            self
+        ]
+
+
 INPUTS = {
-    ModelKind.AUTO: ("L",),
-    ModelKind.HINT: ("L", "hint_ab", "hint_mask"),
-    ModelKind.EXEMPLAR: ("L", "ref_lab"),
+    ModelKind.AUTO: (LIGHTNESS,),
+    ModelKind.HINT: (LIGHTNESS, HINT_AB, HINT_MASK),
+    ModelKind.EXEMPLAR: (LIGHTNESS, REFERENCE_LAB),
 }
-INPUT_CHANNELS = {"L": 1, "hint_ab": 2, "hint_mask": 1, "ref_lab": 3}
+INPUT_CHANNELS = {LIGHTNESS: 1, HINT_AB: 2, HINT_MASK: 1, REFERENCE_LAB: 3}
 # An input a model may add to its kind's: the automatic colorizer's a*b* for the same L, on
 # the output grid (H/4, W/4), which an exemplar model falls back on where nothing matches.
 AUTO_AB = "auto_ab"
@@ -83,9 +101,9 @@ def example_inputs(
     for name in kind.inputs:
         shape = (1, INPUT_CHANNELS[name], height, width)
         inputs[name] = np.zeros(shape, np.float32)
-    inputs["L"][:] = lightness
-    if "ref_lab" in inputs:
-        inputs["ref_lab"][:, 0] = lightness
+    inputs[LIGHTNESS][:] = lightness
+    if REFERENCE_LAB in inputs:
+        inputs[REFERENCE_LAB][:, 0] = lightness
     if AUTO_AB in optional:
         inputs[AUTO_AB] = np.zeros((1, 2, height // 4, width // 4), np.float32)
     return inputs

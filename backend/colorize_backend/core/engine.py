@@ -38,7 +38,7 @@ except ModuleNotFoundError as missing:  # installed without its runtime extra
         name="onnxruntime",
     ) from missing
 
-from colorize_backend.core.contract import OUTPUT, example_inputs
+from colorize_backend.core.contract import LIGHTNESS, OUTPUT, example_inputs
 from colorize_backend.core.manifest import ModelEntry
 
 LOG = logging.getLogger("colorize.engine")
@@ -172,11 +172,11 @@ def _compare(entry: ModelEntry, ort_runner: OrtRunner, candidate: OpenVinoRunner
     at least 10 % faster and its output matches."""
     width = (entry.input_size * 11 // 8) // entry.multiple * entry.multiple
     inputs = example_inputs(entry.kind, entry.input_size, width, optional=ort_runner.input_names)
-    inputs["L"][:] = np.linspace(0, 100, inputs["L"].size, dtype=np.float32).reshape(
-        inputs["L"].shape
+    inputs[LIGHTNESS][:] = np.linspace(0, 100, inputs[LIGHTNESS].size, dtype=np.float32).reshape(
+        inputs[LIGHTNESS].shape
     )
     if entry.adapter is not None:
-        inputs = entry.adapter.inputs(inputs["L"])
+        inputs = entry.adapter.inputs(inputs[LIGHTNESS])
     difference = float(np.abs(candidate.run(inputs) - ort_runner.run(inputs)).max())
     ort_time = statistics.median(run_times(lambda: ort_runner.run(inputs), 5))
     ov_time = statistics.median(run_times(lambda: candidate.run(inputs), 5))

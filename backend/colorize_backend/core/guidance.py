@@ -1,7 +1,10 @@
-"""Steering the colour with a reference: one entry per reference mode.
+"""Steering the colour with a reference: one guide per reference mode.
 
-With a model trained for the reference (kind `exemplar` or `hint`) guidance prepares its
-inputs; without one, two model-free methods steer the automatic prediction:
+A guide owns its mode's choices: the lightness the network reads, how the colour is
+predicted or steered, and which pixels keep an exact colour; the pipeline runs any guide
+through the same four steps. With a model trained for the reference (kind `exemplar` or
+`hint`) the guide prepares its inputs; without one, two model-free methods steer the
+automatic prediction:
 - exemplar: move the prediction's chroma statistics towards the exemplar's, separately
   per lightness band (soft bands, no seams), so that a blue sky in the exemplar tints
   bright regions, not faces;
@@ -16,15 +19,34 @@ inputs; without one, two model-free methods steer the automatic prediction:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.contract import (
+    AUTO_AB,
+    HINT_AB,
+    HINT_MASK,
+    LIGHTNESS,
+    REFERENCE_LAB,
+    ModelKind,
+    ReferenceMode,
+)
 from colorize_backend.core.edge_filter import edge_aware_upsample
-from colorize_backend.core.manifest import ModelEntry
-from colorize_backend.core.planes import resize_plane, resize_planes
-from colorize_backend.core.reference import Hints, Reference
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.hints import Hints
+from colorize_backend.core.manifest import Manifest, ModelEntry
+from colorize_backend.core.options import ColorizeOptions
+from colorize_backend.core.planes import (
+    lightness_at,
+    network_input,
+    network_lightness,
+    resize_plane,
+    resize_planes,
+)
+from colorize_backend.core.reference import Reference
 
 BANDS = 5
 HINT_GRID_SIDE = 768  # short side of the grid hints spread on (thin edges survive there)
@@ -32,25 +54,131 @@ SIGMA_R = 4.0  # L units: on the fine grid, a lightness step of a few of these s
 HINT_SIGMA = 1.5  # L units: on the small grid, cells 4-5 L apart hardly share colour
 
 
-def steer_with_exemplar(
-    lightness: np.ndarray, ab: np.ndarray, reference: Reference, strength: float
-) -> np.ndarray:
-    """Model-free: the automatic ab [2, h, w] moved towards the exemplar's colours.
+@dataclass(frozen=True)
+class Networks:
+    """What a guide runs: the engine, and the catalogue for the automatic colour."""
 
-    lightness is the network input [h0, w0]; ab may be smaller (the model's output)."""
-    working_l = resize_plane(lightness, ab.shape[2], ab.shape[1])
-    return transfer_exemplar(working_l, ab, reference.exemplar_lab(), strength)
+    engine: Engine
+    manifest: Manifest
+
+    def run(self, entry: ModelEntry, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.engine.run(entry, inputs)
+
+    def reads(self, entry: ModelEntry, name: str) -> bool:
+        return name in self.engine.input_names(entry)
+
+    def automatic(self, small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The default auto model's ab for the lightness `small`, resampled to `shape`."""
+        auto = self.manifest.resolve(None)
+        ab = self.run(auto, {LIGHTNESS: network_input(small[0, 0], auto.input_size, auto.multiple)})
+        return resize_planes(ab, shape[2], shape[1])
 
 
-def steer_with_hints(
-    lightness: np.ndarray, ab: np.ndarray, hints: Hints, strength: float
-) -> np.ndarray:
-    """Model-free: the automatic ab moved to the hints and the change spread along edges,
-    at the size of `lightness` (the photo's lightness on the hint grid)."""
-    spread = spread_hints(lightness, ab, hints)
-    if strength >= 1.0:
-        return spread
-    return strength * spread + (1 - strength) * resize_planes(ab, *lightness.shape[::-1])
+class Guide:
+    """No reference: the automatic colour. Subclasses steer it with a reference."""
+
+    model_kind: ModelKind | None = None  # the kind of model trained for this reference
+
+    def network_lightness(self, pixels: np.ndarray, size: int, multiple: int) -> np.ndarray:
+        """The lightness the network reads, [1, 1, h, w] at the working size."""
+        return network_lightness(pixels, size, multiple)
+
+    def predict(self, networks: Networks, entry: ModelEntry, small: np.ndarray) -> np.ndarray:
+        """ab [2, h, w]: the model's prediction, steered by the reference if there is one."""
+        return networks.run(entry, {LIGHTNESS: small})
+
+    def exact(self) -> Hints | None:
+        """Pixels whose colour the result keeps exactly (painted hints at full strength)."""
+        return None
+
+
+class ExemplarGuide(Guide):
+    """An exemplar photo lends its colours: through an exemplar model, else by moving the
+    automatic colour's statistics towards the exemplar's per lightness band."""
+
+    model_kind = ModelKind.EXEMPLAR
+
+    def __init__(self, reference: Reference, strength: float):
+        reference.check_exemplar()
+        self.reference, self.strength = reference, strength
+
+    def predict(self, networks: Networks, entry: ModelEntry, small: np.ndarray) -> np.ndarray:
+        if entry.kind is ModelKind.AUTO:
+            ab = networks.run(entry, {LIGHTNESS: small})
+            working_l = resize_plane(small[0, 0], ab.shape[2], ab.shape[1])
+            return transfer_exemplar(working_l, ab, self.reference.exemplar_lab(), self.strength)
+        ref_lab = self.reference.exemplar_lab(entry.input_size, entry.multiple).transpose(2, 0, 1)
+        inputs = {LIGHTNESS: small, REFERENCE_LAB: np.ascontiguousarray(ref_lab[None])}
+        automatic = None
+        if networks.reads(entry, AUTO_AB):  # it falls back on the automatic colour
+            height, width = small.shape[2:]
+            automatic = networks.automatic(small, (2, height // 4, width // 4))
+            inputs[AUTO_AB] = automatic[None]
+        ab = networks.run(entry, inputs)
+        if self.strength >= 1.0:
+            return ab
+        if automatic is None or automatic.shape != ab.shape:
+            automatic = networks.automatic(small, ab.shape)
+        return self.strength * ab + (1 - self.strength) * automatic
+
+
+class HintGuide(Guide):
+    """Painted hints: the network reads the photo on the hint grid; a hint model or the
+    model-free propagation spreads the paint; at full strength painted pixels keep their
+    colour exactly."""
+
+    model_kind = ModelKind.HINT
+
+    def __init__(self, pixels: np.ndarray, reference: Reference, strength: float, refine: bool):
+        self.hints = reference.hints_over(pixels.shape[1], pixels.shape[0])
+        self.lightness = lightness_at(pixels, HINT_GRID_SIDE)  # the photo on the hint grid
+        self.strength, self.refine = strength, refine
+
+    def network_lightness(self, pixels: np.ndarray, size: int, multiple: int) -> np.ndarray:
+        return network_input(self.lightness, size, multiple)
+
+    def predict(self, networks: Networks, entry: ModelEntry, small: np.ndarray) -> np.ndarray:
+        automatic = None
+        if entry.kind is ModelKind.AUTO:
+            automatic = networks.run(entry, {LIGHTNESS: small})
+            spread = spread_hints(self.lightness, automatic, self.hints)
+        else:
+            spread = networks.run(entry, self.model_inputs(small))
+            if self.refine:  # what the model left between hint and colour, spread along edges
+                spread = spread_hints(self.lightness, spread, self.hints)
+        if self.strength >= 1.0:
+            return spread
+        if automatic is None:
+            automatic = networks.automatic(small, spread.shape)
+        automatic = resize_planes(automatic, spread.shape[2], spread.shape[1])
+        return self.strength * spread + (1 - self.strength) * automatic
+
+    def model_inputs(self, small: np.ndarray) -> dict[str, np.ndarray]:
+        """A hint model's inputs: the hints on the network's grid beside the lightness."""
+        height, width = small.shape[2:]
+        grid = self.hints.on_grid(width, height)
+        return {
+            LIGHTNESS: small,
+            HINT_AB: np.ascontiguousarray(grid.ab.transpose(2, 0, 1)[None]),
+            HINT_MASK: grid.mask[None, None].astype(np.float32),
+        }
+
+    def exact(self) -> Hints | None:
+        return self.hints if self.strength >= 1.0 else None
+
+
+def guide_for(
+    pixels: np.ndarray,
+    reference: Reference | None,
+    options: ColorizeOptions,
+    refine_hints: bool = True,
+) -> Guide:
+    """The guide for a request: automatic without a reference, else its mode's."""
+    if reference is None:
+        return Guide()
+    if reference.mode_for(options.reference_mode) is ReferenceMode.HINTS:
+        return HintGuide(pixels, reference, options.strength, refine_hints)
+    return ExemplarGuide(reference, options.strength)
 
 
 def spread_hints(lightness: np.ndarray, ab: np.ndarray, hints: Hints) -> np.ndarray:
@@ -69,23 +197,6 @@ def spread_hints(lightness: np.ndarray, ab: np.ndarray, hints: Hints) -> np.ndar
     coarse = resize_plane(lightness, ab_w, ab_h)
     change = propagate_hints(coarse, ab, grid.ab, grid.mask) - ab
     return resize_planes(ab, width, height) + edge_aware_upsample(change, lightness, SIGMA_R)
-
-
-def model_inputs(
-    entry: ModelEntry, small: np.ndarray, reference: Reference, hints: Hints | None
-) -> dict[str, np.ndarray]:
-    """A guided model's contract inputs beside the network-size lightness `small`."""
-    if entry.kind is ModelKind.EXEMPLAR:
-        ref_lab = reference.exemplar_lab(entry.input_size, entry.multiple).transpose(2, 0, 1)
-        return {"L": small, "ref_lab": np.ascontiguousarray(ref_lab[None])}
-    assert hints is not None, "a hint model needs hints"
-    height, width = small.shape[2:]
-    grid = hints.on_grid(width, height)
-    return {
-        "L": small,
-        "hint_ab": np.ascontiguousarray(grid.ab.transpose(2, 0, 1)[None]),
-        "hint_mask": grid.mask[None, None].astype(np.float32),
-    }
 
 
 def _band_weights(lightness: np.ndarray, centres: np.ndarray, width: float) -> np.ndarray:

@@ -21,13 +21,13 @@ from numba import njit, prange
 
 from colorize_backend.core import color
 
-_TO_RGB = np.ascontiguousarray((color._XYZ_TO_RGB * color._WHITE_D65).astype(np.float32))
-_L_OF_GREY = color._L_OF_GREY.astype(np.float32)
-_Y_OF_CHANNEL = np.ascontiguousarray(color._Y_OF_CHANNEL, dtype=np.float32)
-_L_OF_Y = color._L_OF_Y.astype(np.float32)
-_GAMMA = color._GAMMA_LUT
-_GAMMA_STEPS = color._GAMMA_STEPS
-_Y_STEPS = color._Y_STEPS
+_TO_RGB = np.ascontiguousarray((color.XYZ_TO_RGB * color.WHITE_D65).astype(np.float32))
+_L_OF_GREY = color.L_OF_GREY.astype(np.float32)
+_Y_OF_CHANNEL = np.ascontiguousarray(color.Y_OF_CHANNEL, dtype=np.float32)
+_L_OF_Y = color.L_OF_Y.astype(np.float32)
+_GAMMA = color.GAMMA_LUT
+_GAMMA_STEPS = color.GAMMA_STEPS
+_Y_STEPS = color.Y_STEPS
 
 
 @njit(inline="always")
@@ -56,7 +56,7 @@ def _f_inverse(f):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _compose_u8(pixels, ab, strength, hint_ab, hint_mask, out, tables):
+def _compose_u8(pixels, ab, chroma_gain, hint_ab, hint_mask, out, tables):
     l_of_grey, y_of_channel, l_of_y, gamma, to_rgb = tables
     height, width, channels = pixels.shape
     small_h, small_w = ab.shape[1], ab.shape[2]
@@ -78,7 +78,7 @@ def _compose_u8(pixels, ab, strength, hint_ab, hint_mask, out, tables):
         row = np.empty((2, small_w), np.float32)  # the small grid, interpolated to this row
         for c in range(2):
             for j in range(small_w):
-                row[c, j] = (ab[c, y0, j] + wy * (ab[c, y1, j] - ab[c, y0, j])) * strength
+                row[c, j] = (ab[c, y0, j] + wy * (ab[c, y1, j] - ab[c, y0, j])) * chroma_gain
         for x in range(width):
             i0, i1, w = x0[x], x1[x], wx[x]
             a = row[0, i0] + w * (row[0, i1] - row[0, i0])
@@ -118,18 +118,19 @@ def _box_lightness(pixels, box_h, box_w, out, tables):
 def compose_u8(
     pixels: np.ndarray,
     ab: np.ndarray,
-    strength: float,
+    chroma_gain: float,
     hint_ab: np.ndarray | None,
     hint_mask: np.ndarray | None,
     out: np.ndarray,
 ) -> None:
     """Fill out [H, W, 3 or 4] u8 with the colour of u8 pixels [H, W, C] and chroma ab
-    [2, h, w]; hinted pixels (mask [H, W]) take their hint's a*b* exactly."""
+    [2, h, w] scaled by chroma_gain; hinted pixels (mask [H, W]) take their hint's a*b*
+    exactly."""
     if hint_mask is None or hint_ab is None:
         hint_ab, hint_mask = np.zeros((0, 0, 2), np.float32), np.zeros((0, 0), np.bool_)
     tables = (_L_OF_GREY, _Y_OF_CHANNEL, _L_OF_Y, _GAMMA, _TO_RGB)
     _compose_u8(
-        pixels, np.ascontiguousarray(ab, dtype=np.float32), np.float32(strength),
+        pixels, np.ascontiguousarray(ab, dtype=np.float32), np.float32(chroma_gain),
         hint_ab, hint_mask, out, tables,
     )  # fmt: skip
 

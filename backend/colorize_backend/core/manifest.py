@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from colorize_backend.core.errors import ColorizeError, ErrorCode
 
 MODELS_DIR = Path(str(importlib.resources.files("colorize_backend.models")))  # package data
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
+MODEL_NAME = re.compile(r"[\w][\w.\- ]{0,127}")  # a user's model: its file name without .onnx
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,15 @@ class Manifest:
         self,
         name_or_path: str | None,
         kind: ModelKind = ModelKind.AUTO,
-        allowed_dirs: list[Path] | None = None,
+        model_dirs: Sequence[Path] = (),
+        any_path: bool = True,
     ) -> ModelEntry:
-        """A model by manifest name, by path to a user's ONNX file, or the default of a kind.
+        """A model by manifest name, by the name of a user's ONNX file in one of model_dirs,
+        by path to an ONNX file, or the default of a kind.
 
-        With allowed_dirs, a path counts only inside those folders; a missing file and a
-        forbidden one get the same answer, so the daemon reveals nothing about other files.
+        Without any_path (a daemon's clients), a path counts only inside model_dirs; a missing
+        file and a forbidden one get the same answer, so the daemon reveals nothing about
+        other files.
         """
         if name_or_path is None:
             if kind is ModelKind.AUTO and self.default:
@@ -91,11 +97,15 @@ class Manifest:
             return entry
         if name_or_path in self.entries:
             return self.entries[name_or_path]
+        if MODEL_NAME.fullmatch(name_or_path):
+            for folder in model_dirs:
+                if (folder / f"{name_or_path}.onnx").is_file():
+                    return user_model((folder / f"{name_or_path}.onnx").resolve())
         candidate = Path(name_or_path).expanduser()
-        if candidate.suffix == ".onnx" and _allowed(candidate, allowed_dirs):
+        if candidate.suffix == ".onnx" and _allowed(candidate, None if any_path else model_dirs):
             return user_model(candidate.resolve())
         shown = name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "..."
-        where = " (by path: .onnx files in the allowed model folders)" if allowed_dirs else ""
+        where = "" if any_path else " (your own: .onnx files in the model folders, by name)"
         raise ManifestError(f"unknown model {shown!r}; installed: {sorted(self.entries)}{where}")
 
     def check(self, entry: ModelEntry) -> None:
@@ -117,6 +127,31 @@ class Manifest:
             )
         self._verified[entry.path] = stamp
 
+    def catalogue(self, model_dirs: Sequence[Path] = ()) -> tuple[list[ModelEntry], list[str]]:
+        """Every model that can be named: the manifest's, then the user's own in model_dirs;
+        and why any of the user's files cannot be used."""
+        entries, problems = list(self.entries.values()), []
+        for folder in model_dirs:
+            own, unusable = user_models(folder)
+            entries += [e for e in own if e.name not in self.entries]
+            problems += [f"{problem} (in {folder})" for problem in unusable]
+        return entries, problems
+
+    def describe(self, entry: ModelEntry) -> dict[str, Any]:
+        """What a model listing tells about one model (the CLI's `models`, the wire's)."""
+        present = entry.path.exists()
+        row = {
+            "name": entry.name,
+            "default": entry.name == self.default,
+            "kind": entry.kind.value,
+            "input_size": entry.input_size,
+            "size_mb": round(entry.path.stat().st_size / 1e6, 1) if present else None,
+            "description": entry.description,
+        }
+        if entry.name not in self.entries:  # a user's own: where it lies
+            row["path"] = str(entry.path)
+        return row
+
     def find_kind(self, kind: ModelKind) -> ModelEntry | None:
         """The first listed model of a kind, if any."""
         return next((e for e in self.entries.values() if e.kind is kind), None)
@@ -132,7 +167,7 @@ class Manifest:
         return problems
 
 
-def _allowed(path: Path, allowed_dirs: list[Path] | None) -> bool:
+def _allowed(path: Path, allowed_dirs: Sequence[Path] | None) -> bool:
     """An existing file, inside one of allowed_dirs when they are given."""
     try:
         resolved = path.resolve(strict=True)

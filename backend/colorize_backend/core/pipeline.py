@@ -1,32 +1,28 @@
 """Colorizer.colorize(): choose the model → preprocess → predict or steer → compose.
 
 Every way of colorizing (automatic, exemplar, hints; trained guided model or model-free
-steering) runs these four steps in this order; each step's work lives in the module
-named for it (manifest, planes, engine, guidance).
+steering) runs these four steps in this order, with no branching on the reference: the
+guide for the request (core.guidance) owns what differs between reference modes; each
+step's work lives in the module named for it (manifest, planes, engine, guidance).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from colorize_backend.core import guidance
-from colorize_backend.core.contract import AUTO_AB, ModelKind
+from colorize_backend.core.contract import ModelKind
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.guidance import Networks, guide_for
 from colorize_backend.core.manifest import Manifest, ModelEntry
-from colorize_backend.core.planes import (
-    compose,
-    lightness_at,
-    network_input,
-    network_lightness,
-    resize_planes,
-)
-from colorize_backend.core.reference import Hints, Reference, ReferenceMode
+from colorize_backend.core.options import ColorizeOptions
+from colorize_backend.core.planes import compose
+from colorize_backend.core.reference import Reference
 
 SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
@@ -51,20 +47,12 @@ class Result:
     timings: Timings
 
 
-@dataclass
-class Steering:
-    """What steers one request: the reference, how it is read, its hints, and how much."""
-
-    reference: Reference | None
-    mode: ReferenceMode | None
-    hints: Hints | None
-    strength: float
-    hint_lightness: np.ndarray | None = None  # the photo's lightness on the hint grid
-
-
 class Colorizer:
     """Colorizes images (8/16-bit or float samples) with the manifest's models on an engine.
 
+    model_dirs: folders whose .onnx files can be named as models (a user's own);
+    any_model_path: a model may also be named by the path of any .onnx file (the command
+    line; a daemon allows paths inside model_dirs only);
     refine_hints: after a hint model, spread what is left between each hint and the model's
     colour there with guidance's edge-aware solve (off only to measure the model alone).
     """
@@ -74,70 +62,57 @@ class Colorizer:
         manifest: Manifest,
         engine: Engine,
         refine_hints: bool = True,
-        model_dirs: list[Path] | None = None,
+        model_dirs: Sequence[Path] = (),
+        any_model_path: bool = True,
     ):
         self.manifest = manifest
         self.engine = engine
         self.refine_hints = refine_hints
-        self.model_dirs = model_dirs  # None: a model may be named by any path (the CLI)
+        self.model_dirs = model_dirs
+        self.any_model_path = any_model_path
+        self.networks = Networks(engine, manifest)
 
     def colorize(
         self,
         pixels: np.ndarray,
-        model: str | None = None,
-        strength: float = 1.0,
+        options: ColorizeOptions = ColorizeOptions(),
         reference: Reference | None = None,
         progress: Callable[[str, float], None] = lambda stage, done: None,
         out: np.ndarray | None = None,
-        saturation: float = 1.0,
-        detail_size: int | None = None,
     ) -> Result:
         """Colorize an [H, W, C] image (C = 1..4; u8, u16 or float32 in [0, 1]) into RGB(A)
-        of the same size and sample type.
+        of the same size and sample type, as `options` say.
 
-        With a reference, the colour is steered by the exemplar's colours or the painted hints:
-        through a model trained for it when one is installed, else by model-free steering of
-        the automatic prediction. `progress(stage, done)` is called before each step; it may
-        raise to abandon the work (a cancelled job). The result goes into `out` when given
-        (e.g. a shared-memory buffer the client reads). `saturation` scales the result's
-        chroma (painted hint pixels keep theirs); `detail_size` is the short side the network
-        works at, instead of the model's own (smaller: broader context; larger: finer detail).
+        With a reference, the colour is steered by the exemplar's colours or the painted hints
+        (core.guidance). `progress(stage, done)` is called before each step; it may raise to
+        abandon the work (a cancelled job). The result goes into `out` when given (e.g. a
+        shared-memory buffer the client reads).
         """
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or pixels.dtype not in SAMPLES:
             raise ValueError("pixels must be [H, W, C], C = 1..4, uint8, uint16 or float32")
         timings = Timings()
-        mode = reference.resolved_mode() if reference is not None else None
-        entry = self.choose_model(model, mode)
-        progress("preprocess", 0.05)
         started = time.perf_counter()
-        steering = Steering(reference, mode, None, strength)
-        size = detail_size or entry.input_size
-        if mode is ReferenceMode.HINTS:  # the network's input comes from the hint grid's
-            assert reference is not None
-            steering.hints = reference.hints_over(pixels.shape[1], pixels.shape[0])
-            steering.hint_lightness = lightness_at(pixels, guidance.HINT_GRID_SIDE)
-            small = network_input(steering.hint_lightness, size, entry.multiple)
-        else:
-            small = network_lightness(pixels, size, entry.multiple)
-        if mode is ReferenceMode.EXEMPLAR:
-            assert reference is not None
-            reference.check_exemplar()
+        guide = guide_for(pixels, reference, options, self.refine_hints)
+        entry = self.choose_model(options.model, guide.model_kind)
+        progress("preprocess", 0.05)
+        size = options.detail_size or entry.input_size
+        small = guide.network_lightness(pixels, size, entry.multiple)
         started = timings.add("preprocess", started)
         progress("network", 0.3)
-        ab = self.predict_or_steer(entry, small, steering)
+        ab = guide.predict(self.networks, entry, small)
         started = timings.add("network", started)
         progress("compose", 0.6)
-        exact = steering.hints if steering.hints is not None and strength >= 1.0 else None
-        out = compose(pixels, ab, (1.0 if mode else strength) * saturation, exact, out)
+        out = compose(pixels, ab, options.saturation, guide.exact(), out)
         timings.add("postprocess", started)
         return Result(out, entry.name, self.engine.provider_of(entry), timings)
 
-    def choose_model(self, model: str | None, mode: ReferenceMode | None) -> ModelEntry:
+    def choose_model(self, model: str | None, wanted: ModelKind | None) -> ModelEntry:
         """The model that serves a request: the one named, else the manifest's model for the
         reference kind (exemplar or hint) if it ships one, else the default auto model."""
-        wanted = mode.model_kind if mode is not None else None
         if model is not None:
-            entry = self.manifest.resolve(model, allowed_dirs=self.model_dirs)
+            entry = self.manifest.resolve(
+                model, model_dirs=self.model_dirs, any_path=self.any_model_path
+            )
             self.manifest.check(entry)
             if entry.kind is not ModelKind.AUTO and entry.kind is not wanted:
                 needs = (
@@ -154,46 +129,3 @@ class Colorizer:
         entry = guided or self.manifest.resolve(None)
         self.manifest.check(entry)
         return entry
-
-    def predict_or_steer(
-        self, entry: ModelEntry, small: np.ndarray, steering: Steering
-    ) -> np.ndarray:
-        """ab [2, h, w] at the model's output size, steered by the reference if there is one."""
-        if entry.kind is ModelKind.AUTO:
-            ab = self.engine.run(entry, {"L": small})
-            if steering.mode is ReferenceMode.EXEMPLAR:
-                assert steering.reference is not None
-                return guidance.steer_with_exemplar(
-                    small[0, 0], ab, steering.reference, steering.strength
-                )
-            if steering.mode is ReferenceMode.HINTS:
-                assert steering.hints is not None
-                assert steering.hint_lightness is not None
-                return guidance.steer_with_hints(
-                    steering.hint_lightness, ab, steering.hints, steering.strength
-                )
-            return ab
-        assert steering.reference is not None
-        inputs = guidance.model_inputs(entry, small, steering.reference, steering.hints)
-        automatic = None
-        if AUTO_AB in self.engine.input_names(entry):  # it falls back on the automatic colour
-            height, width = small.shape[2:]
-            automatic = self._automatic(small, (2, height // 4, width // 4))
-            inputs[AUTO_AB] = automatic[None]
-        ab = self.engine.run(entry, inputs)
-        if entry.kind is ModelKind.HINT and self.refine_hints and steering.hints is not None:
-            assert steering.hint_lightness is not None
-            ab = guidance.spread_hints(steering.hint_lightness, ab, steering.hints)
-        if steering.strength >= 1.0:
-            return ab
-        if automatic is None or automatic.shape != ab.shape:
-            automatic = self._automatic(small, ab.shape)
-        return steering.strength * ab + (1 - steering.strength) * automatic
-
-    def _automatic(self, small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """The default auto model's ab for the same photo, resampled to `shape`."""
-        auto = self.manifest.resolve(None)
-        ab = self.engine.run(
-            auto, {"L": network_input(small[0, 0], auto.input_size, auto.multiple)}
-        )
-        return resize_planes(ab, shape[2], shape[1])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,9 +19,7 @@ from PIL import Image
 from colorize_backend.core import kernels
 from colorize_backend.core.color import lab_to_pixels, lightness_of
 from colorize_backend.core.contract import network_size
-
-if TYPE_CHECKING:
-    from colorize_backend.core.reference import Hints
+from colorize_backend.core.hints import Hints
 
 BAND_ROWS = 256
 BILINEAR = Image.Resampling.BILINEAR
@@ -102,12 +99,13 @@ def lightness_at(pixels: np.ndarray, short_side: int) -> np.ndarray:
 def compose(
     pixels: np.ndarray,
     ab_small: np.ndarray,
-    strength: float = 1.0,
+    chroma_gain: float = 1.0,
     exact: Hints | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Upsample ab [2, h, w] to full size, join with the pixels' own lightness, gamut-clip,
-    keep alpha; the result (written into `out` when given) has the pixels' sample type.
+    """Upsample ab [2, h, w] to full size, scale it by chroma_gain, join with the pixels' own
+    lightness, gamut-clip, keep alpha; the result (written into `out` when given) has the
+    pixels' sample type.
 
     `exact` (hints at full size) forces those pixels' chroma (painted hints).
     """
@@ -117,14 +115,18 @@ def compose(
         out = np.empty((height, width, channels), dtype=pixels.dtype)
     if pixels.dtype == np.uint8:
         hint_ab, hint_mask = (exact.ab, exact.mask) if exact is not None else (None, None)
-        kernels.compose_u8(pixels, ab_small, strength, hint_ab, hint_mask, out)
+        kernels.compose_u8(pixels, ab_small, chroma_gain, hint_ab, hint_mask, out)
     else:
-        compose_banded(pixels, ab_small, strength, exact, out)
+        compose_banded(pixels, ab_small, chroma_gain, exact, out)
     return out
 
 
 def compose_banded(
-    pixels: np.ndarray, ab_small: np.ndarray, strength: float, exact: Hints | None, out: np.ndarray
+    pixels: np.ndarray,
+    ab_small: np.ndarray,
+    chroma_gain: float,
+    exact: Hints | None,
+    out: np.ndarray,
 ) -> None:
     """compose() in numpy, band by band on all cores (numpy and Pillow release the GIL)."""
     height, width = pixels.shape[:2]
@@ -142,8 +144,8 @@ def compose_banded(
             [np.asarray(p.resize((width, bottom - top), BILINEAR, box=box)) for p in planes],
             axis=-1,
         )
-        if strength != 1.0:
-            ab *= strength
+        if chroma_gain != 1.0:
+            ab *= chroma_gain
         if exact is not None:
             band_mask = exact.mask[top:bottom]
             ab[band_mask] = exact.ab[top:bottom][band_mask]

@@ -8,13 +8,13 @@ they steer the colour is guidance's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
 from colorize_backend.core.color import rgb_to_lab, to_unit
-from colorize_backend.core.contract import ModelKind, network_size
+from colorize_backend.core.contract import ReferenceMode, network_size
 from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.hints import Hints
 from colorize_backend.core.planes import alpha_channel, as_rgb, colour_channels, resize_plane
 
 HINT_MODE_MAX_COVERAGE = 0.5  # a reference mostly transparent → painted hints
@@ -26,63 +26,17 @@ def unusable(message: str) -> ColorizeError:
     return ColorizeError(ErrorCode.BAD_REQUEST, message)
 
 
-class ReferenceMode(StrEnum):
-    DETECT = "detect"  # decided by the layer's transparency
-    EXEMPLAR = "exemplar"
-    HINTS = "hints"
-
-    @classmethod
-    def parse(cls, text: str) -> ReferenceMode:
-        """A mode from its name; "auto", the name protocol v1 clients send, means DETECT."""
-        return cls.DETECT if text == "auto" else cls(text)
-
-    @property
-    def model_kind(self) -> ModelKind:
-        """The kind of model trained for this kind of reference."""
-        return {ReferenceMode.EXEMPLAR: ModelKind.EXEMPLAR, ReferenceMode.HINTS: ModelKind.HINT}[
-            self
-        ]
-
-
 @dataclass(frozen=True)
-class Hints:
-    """Painted colour: a*b* [H, W, 2] float32 where mask [H, W] is True; `points` (rows,
-    columns) lists the hinted pixels when known, so that a large mask is not searched."""
-
-    ab: np.ndarray
-    mask: np.ndarray
-    points: tuple[np.ndarray, np.ndarray] | None = None
-
-    def on_grid(self, width: int, height: int) -> Hints:
-        """The hints on a coarser grid: each hinted cell takes its hints' mean a*b*."""
-        full_h, full_w = self.mask.shape
-        ys, xs = self.points if self.points is not None else np.nonzero(self.mask)
-        cells = (ys * height // full_h) * width + (xs * width // full_w)
-        counts = np.bincount(cells, minlength=width * height)
-        ab = np.stack(
-            [np.bincount(cells, self.ab[ys, xs, c], minlength=width * height) for c in range(2)],
-            axis=-1,
-        ).astype(np.float64)
-        mask = counts > 0
-        ab[mask] /= counts[mask, None]
-        return Hints(ab.reshape(height, width, 2).astype(np.float32), mask.reshape(height, width))
-
-
-@dataclass
 class Reference:
-    """A reference layer: pixels ([H, W, C], any sample type), how to read them, and its
-    offset from the source."""
+    """A reference layer: pixels ([H, W, C], any sample type) and its offset from the source."""
 
     pixels: np.ndarray
-    mode: ReferenceMode = ReferenceMode.DETECT
     offset: tuple[int, int] = (0, 0)  # reference origin minus source origin, in pixels
 
-    def __post_init__(self) -> None:
-        self.mode = ReferenceMode.parse(self.mode)
-
-    def resolved_mode(self) -> ReferenceMode:
-        if self.mode != ReferenceMode.DETECT:
-            return self.mode
+    def mode_for(self, requested: ReferenceMode) -> ReferenceMode:
+        """What this layer is, as requested, or detected from its transparency."""
+        if requested is not ReferenceMode.DETECT:
+            return requested
         if self.pixels.shape[2] in (2, 4):
             coverage = float(np.mean(self.pixels[..., -1] > 0))
             if coverage < HINT_MODE_MAX_COVERAGE:
@@ -92,6 +46,11 @@ class Reference:
     def hints_over(self, width: int, height: int) -> Hints:
         """The painted pixels as hints in source coordinates (mapped through the offsets)."""
         pixels = self.pixels
+        if pixels.shape[2] <= 2:
+            raise unusable(
+                "the hint layer is greyscale, so its paint carries no colour: convert the image "
+                "to RGB (Image > Mode > RGB) before painting hints, then paint with colours"
+            )
         alpha = alpha_channel(pixels)
         if alpha is None:
             ys, xs = np.indices(pixels.shape[:2]).reshape(2, -1)
@@ -136,17 +95,11 @@ class Reference:
 
 
 def check_hints(hints: Hints) -> None:
-    """Refuse a hint layer that says nothing: no painted pixel over the image, or only grey
-    ones (paint on a grayscale image stays grey)."""
-    ys, xs = hints.points if hints.points is not None else np.nonzero(hints.mask)
+    """Refuse a hint layer that says nothing: no painted pixel over the image. (Neutral paint
+    is a real hint: "this sky is overcast".)"""
+    ys, _ = hints.points if hints.points is not None else np.nonzero(hints.mask)
     if len(ys) == 0:
         raise unusable(
             "the hint layer has no painted pixels over the image: paint colour dots or strokes "
             "on a transparent layer that overlaps the photo"
-        )
-    chroma = np.hypot(*hints.ab[ys, xs].T)
-    if float(chroma.max()) < GREY_CHROMA:
-        raise unusable(
-            "the painted hints are all grey, so they carry no colour: convert the image to RGB "
-            "(Image > Mode > RGB) before painting hints, then paint with colours"
         )

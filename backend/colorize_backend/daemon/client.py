@@ -22,7 +22,7 @@ import zmq
 import zmq.auth
 
 from colorize_backend.core.errors import ColorizeError, ErrorCode
-from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.daemon.protocol import (
     DEFAULT_ENDPOINT,
     ImageSpec,
@@ -101,14 +101,10 @@ class DaemonClient:
     def colorize(
         self,
         pixels: np.ndarray,
-        model: str | None = None,
+        options: ColorizeOptions = ColorizeOptions(),
         reference: np.ndarray | None = None,
-        reference_mode: ReferenceMode = ReferenceMode.DETECT,
-        strength: float = 1.0,
         offsets: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
         on_progress: Callable[[dict[str, Any]], None] | None = None,
-        saturation: float = 1.0,
-        detail_size: int | None = None,
     ) -> tuple[dict[str, Any], np.ndarray]:
         """Colorize an [H, W, C] array (u8, u16 or float32); returns the reply header and the
         result array. on_progress sees each progress message; if it raises, the job is
@@ -116,18 +112,7 @@ class DaemonClient:
         image = _spec(pixels, offsets[0])
         ref = None if reference is None else (_spec(reference, offsets[1]), _bytes(reference))
         request_id = f"py{os.getpid()}.{next(_REQUEST_NUMBERS)}"
-        frames = colorize_request(
-            request_id,
-            image,
-            _bytes(pixels),
-            model,
-            ref,
-            reference_mode,
-            strength,
-            progress=True,
-            saturation=saturation,
-            detail_size=detail_size,
-        )
+        frames = colorize_request(request_id, image, _bytes(pixels), options, ref, progress=True)
         sock = self._socket(zmq.DEALER, self.timeout_s)
         try:
             sock.send_multipart([b"", *frames], copy=False)

@@ -1,11 +1,11 @@
-"""The colorization daemon: transport only — a ZeroMQ ROUTER front, a fair queue, workers.
+"""The colorization daemon's front: transport only — the ZeroMQ ROUTER socket and its loop.
 
 The front thread parses and validates (cheap), answers `hello`, `models` and `cancel`
-itself, sends the heartbeats owed to waiting clients, and forwards what workers send; so
-it stays responsive while workers run the pipeline. Workers hand their messages back
-through an inproc PULL socket because ZeroMQ sockets must not be shared between threads.
-Nothing a client sends can stop the loop: every message gets a reply or is dropped by
-the guards, and every failure of one request is logged and answered.
+itself, queues jobs for the workers (daemon.worker), sends the heartbeats owed to waiting
+clients, and delivers what workers hand back through an inproc PULL socket; so it stays
+responsive while workers run the pipeline. Nothing a client sends can stop the loop: every
+message gets a reply or is dropped by the guards, and every failure of one request is
+logged and answered.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from colorize_backend.daemon.protocol import (
 )
 from colorize_backend.daemon.scheduler import Job, Scheduler
 from colorize_backend.daemon.shm import BufferPool, prepare_dir, shm_dir
-from colorize_backend.daemon.worker import JobRunner
+from colorize_backend.daemon.worker import JobRunner, Workers
 
 LOG = logging.getLogger("colorize.daemon")
 TRIM_AFTER_S = 1.0
@@ -115,13 +115,19 @@ class Daemon:
         folder = prepare_dir(shm_dir()) if is_loopback(config.endpoint) else None
         # shared buffers for two of the largest requests (pixels and result) at a time
         self.pool = BufferPool(folder, 4 * config.limits.max_frame_bytes) if folder else None
-        self.runner = JobRunner(colorizer, self.pool)
         self.identity = Identity(__version__, sys.prefix, uuid.uuid4().hex, os.getpid())
         self.replies_endpoint = f"inproc://colorize-replies-{self.identity.instance}"
+        self.workers = Workers(
+            JobRunner(colorizer, self.pool),
+            self.scheduler,
+            self.context,
+            self.replies_endpoint,
+            config.progress_after_s,
+        )
+        self.listing = self._model_listing()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
-        self._last_job = 0.0  # when the last job ended (0: memory already handed back)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ lifetime
@@ -172,12 +178,7 @@ class Daemon:
         guard = Guard(front, self.config.max_connections, self.config.memory_budget)
         replies = self.context.socket(zmq.PULL)
         replies.bind(self.replies_endpoint)
-        workers = [
-            threading.Thread(target=self._work, name=f"colorize-worker-{i}", daemon=True)
-            for i in range(self.config.workers)
-        ]
-        for worker in workers:
-            worker.start()
+        self.workers.start(self.config.workers)
         LOG.info(
             "serving on %s (protocol v%d, pid %d, %d worker(s), queue %d, providers %s)",
             self.config.endpoint,
@@ -191,8 +192,7 @@ class Daemon:
             self._loop(front, replies, guard)
         finally:
             self.scheduler.close()
-            for worker in workers:
-                worker.join(30)
+            self.workers.join(30)
             guard.close()
             if self.pool is not None:
                 self.pool.close()
@@ -215,7 +215,7 @@ class Daemon:
                         idle.touch()
                         self._receive(front, guard)
                     elif sock is replies:
-                        self._forward(front, replies.recv_multipart(copy=False))
+                        self._deliver_from_worker(front, replies.recv_multipart(copy=False))
                     else:
                         self._send_heartbeats(front, guard.on_monitor_event())
                 except Exception:  # one bad message or vanished peer must not stop serving
@@ -285,39 +285,32 @@ class Daemon:
         self._send(front, job.envelope, reply)
 
     def _send(self, front: zmq.Socket, envelope: list, header: dict, *frames: Any) -> bool:
-        """Send to a client; False (and its jobs cancelled) when it is gone."""
+        """Send a reply of the front's own to a client; False when it is gone."""
+        return self._deliver(front, envelope, [encode_header(header), *frames])
+
+    def _deliver(self, front: zmq.Socket, envelope: list, body: list) -> bool:
+        """Send a message to a client; False (and its jobs cancelled) when it is gone."""
         try:
-            front.send_multipart(
-                [*envelope, encode_header(header), *frames], copy=False, flags=zmq.NOBLOCK
-            )
+            front.send_multipart([*envelope, *body], copy=False, flags=zmq.NOBLOCK)
             return True
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 raise
-            self._client_gone(bytes(envelope[0]))
+            for job in self.scheduler.peer_gone(bytes(envelope[0])):
+                LOG.info("client of request %s is gone: job cancelled", job.request.request_id)
             return False
+
+    def _deliver_from_worker(self, front: zmq.Socket, frames: list) -> None:
+        """A worker's message: [envelope size][envelope...][header][frames...]."""
+        count = int(frames[0].bytes)
+        self._deliver(front, frames[1 : 1 + count], frames[1 + count :])
 
     def _trim_when_idle(self) -> None:
         """Hand freed memory back once no job has run for TRIM_AFTER_S (see memory.py)."""
-        idle = time.monotonic() - self._last_job
-        if self._last_job and idle > TRIM_AFTER_S and not self.scheduler.active():
+        ended = self.workers.last_job_ended
+        if ended and time.monotonic() - ended > TRIM_AFTER_S and not self.scheduler.active():
             memory.trim()
-            self._last_job = 0.0
-
-    def _client_gone(self, peer: bytes) -> None:
-        for job in self.scheduler.peer_gone(peer):
-            LOG.info("client of request %s is gone: job cancelled", job.request.request_id)
-
-    def _forward(self, front: zmq.Socket, frames: list) -> None:
-        """A worker's message: [envelope size][envelope...][header][frames...]."""
-        count = int(frames[0].bytes)
-        envelope, rest = frames[1 : 1 + count], frames[1 + count :]
-        try:
-            front.send_multipart([*envelope, *rest], copy=False, flags=zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
-            if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
-                raise
-            self._client_gone(bytes(envelope[0]))
+            self.workers.last_job_ended = 0.0
 
     def _send_heartbeats(self, front: zmq.Socket, peers: set[bytes] | None = None) -> None:
         """The heartbeats that are due; with peers (whose connection just closed), one to
@@ -325,7 +318,8 @@ class Daemon:
         cancelled, while a client that reconnected just gets one more sign of life."""
         if peers is not None and not peers:
             return
-        for job, header in self.scheduler.heartbeats(time.monotonic(), peers):
+        for job, position in self.scheduler.heartbeats(time.monotonic(), peers):
+            header = progress_reply(job.request.request_id, job.stage, job.done, position)
             self._send(front, job.envelope, header)
 
     def _job_bytes(self) -> int:
@@ -336,62 +330,20 @@ class Daemon:
         return hello_reply(
             self.identity,
             self.config.limits,
-            sorted(manifest.entries),
+            sorted(model["name"] for model in self.listing),
             manifest.default,
             self.colorizer.engine.providers,
             str(self.pool.folder) if self.pool else None,
         )
 
+    def _model_listing(self) -> list[dict[str, Any]]:
+        """The models clients may name (the manifest's and the user's own), as the wire lists
+        them: no server paths."""
+        manifest = self.colorizer.manifest
+        entries, problems = manifest.catalogue(self.colorizer.model_dirs)
+        for problem in problems:
+            LOG.warning("%s", problem)
+        return [{k: v for k, v in manifest.describe(e).items() if k != "path"} for e in entries]
+
     def models(self) -> dict[str, Any]:
-        listed = [
-            {
-                "name": e.name,
-                "kind": e.kind.value,
-                "input_size": e.input_size,
-                "description": e.description,
-            }
-            for e in self.colorizer.manifest.entries.values()
-        ]
-        return models_reply(listed, self.colorizer.manifest.default)
-
-    # ------------------------------------------------------------ workers
-
-    def _work(self) -> None:
-        sender = self.context.socket(zmq.PUSH)
-        sender.connect(self.replies_endpoint)
-        try:
-            while not self.scheduler.closed:
-                job = self.scheduler.next_job()
-                if job is None:
-                    continue
-                self._serve(job, sender)
-                self._last_job = time.monotonic()
-        finally:
-            sender.close()
-
-    def _serve(self, job: Job, sender: zmq.Socket) -> None:
-        """Run one job and send its reply; everything it allocated is freed on return."""
-        request = job.request
-
-        def report(stage: str, done: float) -> None:
-            job.report(stage, done)  # raises Cancelled when the job is cancelled
-            now = time.monotonic()
-            # A stage is worth a message only once the job is slow enough for a progress bar
-            # to show it; quicker jobs would only pay the thread hand-offs (heartbeats go on).
-            if request.progress and now - job.received > self.config.progress_after_s:
-                job.last_signal = now
-                self._push(sender, job, progress_reply(request.request_id, stage, done))
-
-        try:
-            header, frames = self.runner.run(job, report)
-            self._push(sender, job, header, *frames)
-        finally:
-            self.scheduler.finish(job)
-            job.payload.clear()
-
-    @staticmethod
-    def _push(sender: zmq.Socket, job: Job, header: dict, *frames: Any) -> None:
-        envelope = job.envelope
-        sender.send_multipart(
-            [str(len(envelope)).encode(), *envelope, encode_header(header), *frames], copy=False
-        )
+        return models_reply(self.listing, self.colorizer.manifest.default)

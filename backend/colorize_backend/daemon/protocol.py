@@ -21,8 +21,14 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.errors import ColorizeError, ErrorCode
-from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.core.options import (
+    DETAIL_SIZE_RANGE,
+    SATURATION_RANGE,
+    STRENGTH_RANGE,
+    ColorizeOptions,
+)
 
 PROTOCOL_VERSION = 2
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
@@ -33,7 +39,8 @@ MAX_ID_CHARS = 64
 MAX_MODEL_CHARS = 255
 MAX_OFFSET = 1 << 30
 MAX_SHARED_BYTES = 1 << 40
-WIRE_REFERENCE_MODES = ("auto", "detect", "exemplar", "hints")  # "auto" = detect (v1 clients)
+# The reference modes as the wire names them; "auto" is what protocol v1 clients send for detect.
+WIRE_REFERENCE_MODES = {"auto": ReferenceMode.DETECT, **{m.value: m for m in ReferenceMode}}
 ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_CHARS}}}")
 
 
@@ -172,14 +179,10 @@ class SharedPixels:
 class ColorizeRequest:
     request_id: str
     image: ImageSpec
-    model: str | None
     reference: ImageSpec | None
-    reference_mode: ReferenceMode
-    strength: float
+    options: ColorizeOptions
     progress: bool  # the client wants progress messages (and heartbeats)
     shared: SharedPixels | None = None  # pixels in a shared file instead of frames
-    saturation: float = 1.0  # chroma gain on the result, 0..2
-    detail_size: int | None = None  # the network's working size (short side); None: the model's
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
@@ -287,27 +290,32 @@ def _number(header: dict[str, Any], name: str, default: float, low: float, high:
     return float(value)
 
 
-def _tuning(header: dict[str, Any]) -> tuple[float, int | None]:
-    """Saturation and detail size: how vivid, and at what size the network looks."""
-    saturation = _number(header, "saturation", 1.0, 0.0, 2.0)
-    detail = header.get("detail_size")
-    if detail is not None and (type(detail) is not int or not 64 <= detail <= 2048):
-        raise bad_header("detail_size must be an integer in [64, 2048]")
-    return saturation, detail
-
-
-def _options(header: dict[str, Any]) -> tuple[str | None, ReferenceMode, float, bool]:
+def _options(header: dict[str, Any]) -> ColorizeOptions:
+    """The user's settings: every field optional, each checked against its range."""
     model = header.get("model")
     if model is not None and (not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_CHARS):
         raise bad_header(f"model must be a name of 1-{MAX_MODEL_CHARS} characters")
     mode = header.get("reference_mode", "detect")
     if not isinstance(mode, str) or mode not in WIRE_REFERENCE_MODES:
-        raise bad_header(f"reference_mode must be one of {WIRE_REFERENCE_MODES}")
-    strength = _number(header, "strength", 1.0, 0.0, 1.0)
+        raise bad_header(f"reference_mode must be one of {sorted(WIRE_REFERENCE_MODES)}")
+    detail = header.get("detail_size")
+    low, high = DETAIL_SIZE_RANGE
+    if detail is not None and (type(detail) is not int or not low <= detail <= high):
+        raise bad_header(f"detail_size must be an integer in [{low}, {high}]")
+    return ColorizeOptions(
+        model=model,
+        strength=_number(header, "strength", 1.0, *STRENGTH_RANGE),
+        saturation=_number(header, "saturation", 1.0, *SATURATION_RANGE),
+        detail_size=detail,
+        reference_mode=WIRE_REFERENCE_MODES[mode],
+    )
+
+
+def _progress(header: dict[str, Any]) -> bool:
     progress = header.get("progress", False)
     if type(progress) is not bool:
         raise bad_header("progress must be true or false")
-    return model, ReferenceMode.parse(mode), float(strength), progress
+    return progress
 
 
 def _offset(raw: dict[str, Any], name: str) -> int:
@@ -337,23 +345,20 @@ def parse_colorize(
     reference = None
     if header.get("reference") is not None:
         reference = _image_spec(header["reference"], "reference", max_pixels)
-    model, mode, strength, progress = _options(header)
-    saturation, detail = _tuning(header)
+    options, progress = _options(header), _progress(header)
+    shared = None
     if header.get("shm") is not None:
         shared = _shared(header["shm"], reference is not None)
         expect_no_frames(payload, Operation.COLORIZE)
-        return ColorizeRequest(
-            request_id,
-            image,
-            model,
-            reference,
-            mode,
-            strength,
-            progress,
-            shared,
-            saturation,
-            detail,
-        )
+    else:
+        _check_frames(payload, image, reference)
+    return ColorizeRequest(request_id, image, reference, options, progress, shared)
+
+
+def _check_frames(
+    payload: Sequence[bytes | memoryview], image: ImageSpec, reference: ImageSpec | None
+) -> None:
+    """The pixel frames are exactly as many and as large as the header claims."""
     expected = 2 if reference else 1
     if len(payload) != expected:
         raise ColorizeError(
@@ -367,9 +372,6 @@ def parse_colorize(
                 f"{what} claims {spec.width}x{spec.height} {spec.format.value} "
                 f"{spec.sample.value} = {spec.nbytes} bytes but the frame has {len(frame)}",
             )
-    return ColorizeRequest(
-        request_id, image, model, reference, mode, strength, progress, None, saturation, detail
-    )
 
 
 def parse_cancel(header: dict[str, Any], payload: Sequence[Any]) -> str:
@@ -421,14 +423,9 @@ def colorize_request(
     request_id: str,
     image: ImageSpec,
     pixels: bytes | memoryview,
-    model: str | None = None,
+    options: ColorizeOptions = ColorizeOptions(),
     reference: tuple[ImageSpec, bytes | memoryview] | None = None,
-    reference_mode: ReferenceMode = ReferenceMode.DETECT,
-    strength: float = 1.0,
     progress: bool = False,
-    *,
-    saturation: float = 1.0,
-    detail_size: int | None = None,
 ) -> list:
     """The frames of a colorize request, as the daemon parses them."""
     header: dict[str, Any] = {
@@ -436,20 +433,28 @@ def colorize_request(
         "op": "colorize",
         "id": request_id,
         "image": image.to_wire(),
-        "strength": strength,
-        "reference_mode": reference_mode.value,
         "progress": progress,
-        "saturation": saturation,
+        **options_to_wire(options),
     }
-    if model:
-        header["model"] = model
-    if detail_size:
-        header["detail_size"] = detail_size
     frames: list = [pixels]
     if reference is not None:
         header["reference"] = reference[0].to_wire()
         frames.append(reference[1])
     return [encode_header(header), *frames]
+
+
+def options_to_wire(options: ColorizeOptions) -> dict[str, Any]:
+    """The header fields that carry the options (unset ones left out)."""
+    wire: dict[str, Any] = {
+        "strength": options.strength,
+        "saturation": options.saturation,
+        "reference_mode": options.reference_mode.value,
+    }
+    if options.model:
+        wire["model"] = options.model
+    if options.detail_size:
+        wire["detail_size"] = options.detail_size
+    return wire
 
 
 # ------------------------------------------------------------------ replies

@@ -1,4 +1,4 @@
-"""The daemon's jobs: a bounded, fair queue, cancellation, and the heartbeats owed to clients.
+"""The daemon's jobs: a bounded, fair queue, cancellation, and which clients are owed a heartbeat.
 
 Admission is fair: the queue holds at most `queue_size` jobs and at most
 `max_queued_per_client` from any one client, and workers take jobs round-robin across
@@ -13,10 +13,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from colorize_backend.core.errors import ColorizeError, ErrorCode
-from colorize_backend.daemon.protocol import ColorizeRequest, Limits, progress_reply
+from colorize_backend.daemon.protocol import ColorizeRequest, Limits
 
 
 class Cancelled(Exception):
@@ -145,9 +144,10 @@ class Scheduler:
 
     def heartbeats(
         self, now: float, peers: set[bytes] | None = None
-    ) -> list[tuple[Job, dict[str, Any]]]:
-        """Progress messages owed to clients that asked for them and heard nothing lately (or,
-        with peers, to those clients at once: to learn whether they are still there)."""
+    ) -> list[tuple[Job, int | None]]:
+        """The jobs owed a sign of life, with their place in the queue (None: running): those
+        of clients that asked for progress and heard nothing lately (or, with peers, those
+        clients' at once: to learn whether they are still there)."""
         owed = []
         with self._ready:
             positions = {
@@ -157,10 +157,8 @@ class Scheduler:
             for job in self._jobs.values():
                 due = now - job.last_signal >= self.limits.heartbeat_s
                 if job.request.progress and (job.peer in peers if peers else due):
-                    position = positions.get(id(job))
-                    header = progress_reply(job.request.request_id, job.stage, job.done, position)
                     job.last_signal = now
-                    owed.append((job, header))
+                    owed.append((job, positions.get(id(job))))
         return owed
 
     def close(self) -> None:

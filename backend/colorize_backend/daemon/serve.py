@@ -53,11 +53,15 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     )
 
 
+def model_dirs(args: argparse.Namespace) -> list[Path]:
+    """The folders a daemon finds models in, beyond its manifest: the user's own models folder
+    and any --models-dir (a CLI user may name any file; a client only these)."""
+    return [user_models_dir(), *args.models_dir]
+
+
 def serve(args: argparse.Namespace, colorizer: Colorizer) -> int:
     if args.log_file:
         log_to_file(args.log_file, args.verbose)
-    # A daemon loads models by path only from these folders (a CLI user may name any file).
-    colorizer.model_dirs = [colorizer.manifest.folder, user_models_dir(), *args.models_dir]
     try:
         daemon = Daemon(colorizer, daemon_config(args))
         pid_file = PidFile(

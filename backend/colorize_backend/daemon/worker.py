@@ -1,20 +1,32 @@
-"""Running one job: its pixels (from the message's frames or a shared file), the pipeline,
-and the reply — success, cancellation or failure, never an exception."""
+"""The daemon's workers: threads that take jobs from the scheduler and run them — pixels
+from the message's frames or a shared file, the pipeline, and the reply (success,
+cancellation or failure, never an exception) — handing every message for a client back to
+the front thread, which alone owns the client socket.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import zmq
 
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
-from colorize_backend.daemon.protocol import ColorizeRequest, ImageSpec, colorize_reply, error_reply
-from colorize_backend.daemon.scheduler import Cancelled, Job
+from colorize_backend.daemon.protocol import (
+    ColorizeRequest,
+    ImageSpec,
+    colorize_reply,
+    encode_header,
+    error_reply,
+    progress_reply,
+)
+from colorize_backend.daemon.scheduler import Cancelled, Job, Scheduler
 from colorize_backend.daemon.shm import BufferPool, Region
 
 LOG = logging.getLogger("colorize.daemon")
@@ -83,14 +95,7 @@ class JobRunner:
             inputs = JobInputs(job, self.pool)
             reference = self._reference(request, inputs.reference)
             result = self.colorizer.colorize(
-                inputs.pixels,
-                model=request.model,
-                strength=request.strength,
-                reference=reference,
-                progress=report,
-                out=inputs.out,
-                saturation=request.saturation,
-                detail_size=request.detail_size,
+                inputs.pixels, request.options, reference, progress=report, out=inputs.out
             )
         except Cancelled:
             LOG.info("request %s cancelled while running", request.request_id)
@@ -116,13 +121,13 @@ class JobRunner:
             return None
         ref, spec = request.reference, request.image
         offset = (ref.offset[0] - spec.offset[0], ref.offset[1] - spec.offset[1])
-        return Reference(pixels, request.reference_mode, offset)
+        return Reference(pixels, offset)
 
     @staticmethod
     def _log(request: ColorizeRequest, model: str, provider: str, timings: dict) -> None:
-        spec = request.image
-        tuning = [f"detail={request.detail_size}"] if request.detail_size else []
-        tuning += [f"saturation={request.saturation:g}"] if request.saturation != 1.0 else []
+        spec, options = request.image, request.options
+        tuning = [f"detail={options.detail_size}"] if options.detail_size else []
+        tuning += [f"saturation={options.saturation:g}"] if options.saturation != 1.0 else []
         LOG.info(
             "request %s: %dx%d %s/%s %s model=%s provider=%s %s",
             request.request_id,
@@ -135,3 +140,76 @@ class JobRunner:
             provider,
             " ".join(tuning + [f"{k}={v * 1000:.0f}ms" for k, v in timings.items()]),
         )
+
+
+class Workers:
+    """Worker threads: each takes the next job, runs it and pushes its messages (progress,
+    then the reply) to `replies_endpoint` as [envelope size][envelope...][header][frames...].
+    ZeroMQ sockets must not be shared between threads, so each worker has its own PUSH."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        scheduler: Scheduler,
+        context: zmq.Context,
+        replies_endpoint: str,
+        progress_after_s: float,
+    ):
+        self.runner, self.scheduler, self.context = runner, scheduler, context
+        self.replies_endpoint = replies_endpoint
+        self.progress_after_s = progress_after_s  # stage messages only for jobs slower than this
+        self.last_job_ended = 0.0  # when the last job ended (0: none since the last trim)
+        self._threads: list[threading.Thread] = []
+
+    def start(self, count: int) -> None:
+        for index in range(count):
+            thread = threading.Thread(
+                target=self._work, name=f"colorize-worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def join(self, timeout_s: float) -> None:
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def _work(self) -> None:
+        sender = self.context.socket(zmq.PUSH)
+        sender.connect(self.replies_endpoint)
+        try:
+            while not self.scheduler.closed:
+                job = self.scheduler.next_job()
+                if job is None:
+                    continue
+                self._serve(job, sender)
+                self.last_job_ended = time.monotonic()
+        finally:
+            sender.close()
+
+    def _serve(self, job: Job, sender: zmq.Socket) -> None:
+        """Run one job and send its reply; everything it allocated is freed on return."""
+        request = job.request
+
+        def report(stage: str, done: float) -> None:
+            job.report(stage, done)  # raises Cancelled when the job is cancelled
+            now = time.monotonic()
+            # A stage is worth a message only once the job is slow enough for a progress bar
+            # to show it; quicker jobs would only pay the thread hand-offs (heartbeats go on).
+            if request.progress and now - job.received > self.progress_after_s:
+                job.last_signal = now
+                push(sender, job, progress_reply(request.request_id, stage, done))
+
+        try:
+            header, frames = self.runner.run(job, report)
+            push(sender, job, header, *frames)
+        finally:
+            self.scheduler.finish(job)
+            job.payload.clear()
+
+
+def push(sender: zmq.Socket, job: Job, header: dict, *frames: Any) -> None:
+    """A message for the job's client, to the front thread."""
+    envelope = job.envelope
+    sender.send_multipart(
+        [str(len(envelope)).encode(), *envelope, encode_header(header), *frames], copy=False
+    )

@@ -24,7 +24,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer, Result
+from colorize_backend.core.reference import Reference
 from colorize_backend.tools.images import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
@@ -162,11 +164,13 @@ def _fail(summary: Summary, task: Task, exc: Exception, bar) -> None:
     bar.update(1)
 
 
-def colorize_photos(colorizer: Colorizer, photo_options: dict) -> Callable[[Photo], Result]:
-    """The per-photo call: the same model, strength and reference for every photo."""
+def colorize_photos(
+    colorizer: Colorizer, options: ColorizeOptions, reference: Reference | None
+) -> Callable[[Photo], Result]:
+    """The per-photo call: the same options and reference for every photo."""
 
     def colorize(photo: Photo) -> Result:
-        return colorizer.colorize(photo.pixels, **photo_options)
+        return colorizer.colorize(photo.pixels, options, reference)
 
     return colorize
 

@@ -10,28 +10,41 @@ from pathlib import Path
 from typing import Any
 
 from colorize_backend import __version__
+from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, ModelEntry
+from colorize_backend.core.options import (
+    DETAIL_SIZE_RANGE,
+    SATURATION_RANGE,
+    STRENGTH_RANGE,
+    ColorizeOptions,
+)
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.core.reference import ReferenceMode
+from colorize_backend.daemon.lifecycle import user_models_dir
 from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
 
 LOG = logging.getLogger("colorize")
 
 
-def make_colorizer(args: argparse.Namespace) -> Colorizer:
+def make_colorizer(
+    args: argparse.Namespace, daemon_model_dirs: list[Path] | None = None
+) -> Colorizer:
+    """The colorizer a command uses; a daemon's finds models in daemon_model_dirs only, the
+    command line's the user's own by name and any file by path."""
     manifest = Manifest.load(Path(args.manifest))
     providers = ["CPUExecutionProvider"] if getattr(args, "cpu", False) else None
     openvino = {"onnxruntime": "off", "openvino": "on"}.get(getattr(args, "runtime", ""), "auto")
     engine = Engine(providers, threads=getattr(args, "threads", None), openvino=openvino)
-    return Colorizer(manifest, engine)
+    if daemon_model_dirs is not None:
+        return Colorizer(manifest, engine, model_dirs=daemon_model_dirs, any_model_path=False)
+    return Colorizer(manifest, engine, model_dirs=[user_models_dir()])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from colorize_backend.daemon.serve import serve
+    from colorize_backend.daemon.serve import model_dirs, serve
 
-    return serve(args, make_colorizer(args))
+    return serve(args, make_colorizer(args, model_dirs(args)))
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -57,31 +70,31 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     tasks = batch.keep_safe(tasks, args.overwrite, summary)
     reference = None
     if args.reference or args.hints:
-        mode = ReferenceMode.HINTS if args.hints else ReferenceMode.parse(args.reference_mode)
-        reference = Reference(read_photo(Path(args.hints or args.reference)).pixels, mode)
-    options = {
-        "model": args.model,
-        "strength": args.strength,
-        "reference": reference,
-        "saturation": args.saturation,
-        "detail_size": args.detail_size,
-    }
+        reference = Reference(read_photo(Path(args.hints or args.reference)).pixels)
     write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
-    batch.run(tasks, batch.colorize_photos(colorizer, options), write, summary)
+    colorize = batch.colorize_photos(colorizer, colorize_options(args), reference)
+    batch.run(tasks, colorize, write, summary)
     return batch.report(summary, len(inputs))
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from colorize_backend.core.manifest import user_models
-    from colorize_backend.daemon.lifecycle import user_models_dir
+def colorize_options(args: argparse.Namespace) -> ColorizeOptions:
+    """The command line's settings as the pipeline takes them."""
+    mode = ReferenceMode.HINTS if args.hints else ReferenceMode(args.reference_mode)
+    return ColorizeOptions(
+        model=args.model,
+        strength=args.strength,
+        saturation=args.saturation,
+        detail_size=args.detail_size,
+        reference_mode=mode,
+    )
 
+
+def cmd_models(args: argparse.Namespace) -> int:
     colorizer = make_colorizer(args)
-    manifest = colorizer.manifest
-    own, problems = user_models(user_models_dir())
-    rows = [model_row(colorizer, entry) for entry in manifest.entries.values()]
-    rows += [dict(model_row(colorizer, entry), path=str(entry.path)) for entry in own]
+    entries, problems = colorizer.manifest.catalogue(colorizer.model_dirs)
+    rows = [model_row(colorizer, entry) for entry in entries]
     for problem in problems:
-        LOG.warning("%s (in %s)", problem, user_models_dir())
+        LOG.warning("%s", problem)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -104,16 +117,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def model_row(colorizer: Colorizer, entry: ModelEntry) -> dict[str, Any]:
     """What `models` tells about one model; `runtime` is where it runs here."""
-    present = entry.path.exists()
-    return {
-        "name": entry.name,
-        "default": entry.name == colorizer.manifest.default,
-        "kind": entry.kind.value,
-        "input_size": entry.input_size,
-        "size_mb": round(entry.path.stat().st_size / 1e6, 1) if present else None,
-        "runtime": colorizer.engine.provider_of(entry) if present else None,
-        "description": entry.description,
-    }
+    row = colorizer.manifest.describe(entry)
+    row["runtime"] = colorizer.engine.provider_of(entry) if entry.path.exists() else None
+    return row
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -230,14 +236,20 @@ def add_colorize_command(sub) -> None:
     )
     colorize.add_argument("--hints", help="transparent PNG with painted colour hints")
     colorize.add_argument(
-        "--strength", type=number_in(0, 1), default=1.0, help="how much colour, 0..1"
+        "--strength",
+        type=number_in(*STRENGTH_RANGE),
+        default=1.0,
+        help="how far the reference or hints steer the colour, 0..1",
     )
     colorize.add_argument(
-        "--saturation", type=number_in(0, 2), default=1.0, help="chroma gain, 0..2 (1: as is)"
+        "--saturation",
+        type=number_in(*SATURATION_RANGE),
+        default=1.0,
+        help="colour amount, 0..2 (0: grey, 1: as predicted)",
     )
     colorize.add_argument(
         "--detail-size",
-        type=number_in(64, 2048, int),
+        type=number_in(*DETAIL_SIZE_RANGE, int),
         help="short side the network works at (default: the model's own)",
     )
     colorize.add_argument(
