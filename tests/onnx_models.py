@@ -40,6 +40,35 @@ def write_linear_auto_model(path: Path) -> Path:
     return _save(nodes, "linear_auto", [("L", ["N", 1, "H", "W"])], path, weights)
 
 
+def write_nan_auto_model(path: Path) -> Path:
+    """`auto`, broken: the linear colorizer plus log(L - 50): NaN wherever the photo is darker
+    than L 50, -Inf where it is exactly 50."""
+    nodes = [
+        _pool4("L", "pooled"),
+        helper.make_node("Conv", ["pooled", "weight", "bias"], ["linear"]),
+        helper.make_node("Sub", ["pooled", "fifty"], ["shifted"]),
+        helper.make_node("Log", ["shifted"], ["broken"]),
+        helper.make_node("Add", ["linear", "broken"], ["ab"]),
+    ]
+    weights = [
+        _const("weight", [[[[A_GAIN]]], [[[B_GAIN]]]]),
+        _const("bias", [A_BIAS, B_BIAS]),
+        _const("fifty", [50.0]),
+    ]
+    return _save(nodes, "nan_auto", [("L", ["N", 1, "H", "W"])], path, weights)
+
+
+def write_misshapen_auto_model(path: Path) -> Path:
+    """`auto` by its inputs, but its output is [N, 5, 7, 3], not [N, 2, h, w]."""
+    nodes = [
+        helper.make_node("ReduceMean", ["L"], ["mean"], keepdims=1),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "block"], ["ab"]),
+    ]
+    weights = [_const("zero", [0.0]), _const("block", np.ones((1, 5, 7, 3)))]
+    return _save(nodes, "misshapen_auto", [("L", ["N", 1, "H", "W"])], path, weights)
+
+
 def write_hint_model(path: Path) -> Path:
     """`hint`: ab = the hint colours averaged over 4x4 cells (zero where none)."""
     nodes = [

@@ -124,6 +124,14 @@ def sample_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
 
 
+def finite(pixels: np.ndarray) -> np.ndarray:
+    """Float samples made safe to compute with: NaN as 0, +Inf as full intensity, -Inf as 0
+    (a copy only when something had to change); integer samples as they are."""
+    if pixels.dtype.kind != "f" or np.isfinite(pixels).all():
+        return pixels
+    return np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0)
+
+
 def to_unit(pixels: np.ndarray) -> np.ndarray:
     """Samples of any type as float32 in [0, 1] (floats are clipped)."""
     unit = pixels.astype(np.float32) / np.float32(sample_scale(pixels.dtype))

@@ -39,6 +39,7 @@ except ModuleNotFoundError as missing:  # installed without its runtime extra
     ) from missing
 
 from colorize_backend.core.contract import LIGHTNESS, OUTPUT, example_inputs
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.manifest import ModelEntry
 
 LOG = logging.getLogger("colorize.engine")
@@ -52,6 +53,7 @@ PREFERRED_PROVIDERS = (
 )
 OPENVINO = "OpenVINO (CPU)"
 MATCH_TOLERANCE = 0.01  # a*b* units: far below what anyone could see
+AB_LIMIT = 128.0  # a*b* beyond this lie outside every RGB gamut
 
 
 def available_providers() -> list[str]:
@@ -252,8 +254,24 @@ class Engine:
         return self.runner(entry).input_names
 
     def run(self, entry: ModelEntry, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Run a model on its contract inputs (batch 1); returns its ab output [2, h', w']."""
+        """Run a model on its contract inputs (batch 1); returns its ab output [2, h', w'],
+        checked against the contract and finite."""
         runner = self.runner(entry)
         if entry.adapter is not None:
-            return entry.adapter.run(runner.run, inputs)
-        return runner.run(inputs)
+            return checked_ab(entry, entry.adapter.run(runner.run, inputs))
+        return checked_ab(entry, runner.run(inputs))
+
+
+def checked_ab(entry: ModelEntry, ab: np.ndarray) -> np.ndarray:
+    """A model's a*b* as the contract wants it ([2, h, w]), or a clear refusal; a NaN or
+    infinite value (a broken or overflowing model) is made finite, never passed on."""
+    if ab.ndim != 3 or ab.shape[0] != 2 or min(ab.shape[1:]) < 1:
+        raise ColorizeError(
+            ErrorCode.BAD_REQUEST,
+            f"model {entry.name} returned an output of shape {[1, *ab.shape]}; the model "
+            "contract (docs/models.md) wants [N, 2, h, w]: the a* and b* planes",
+        )
+    ab = np.asarray(ab, dtype=np.float32)
+    if not np.isfinite(ab).all():
+        ab = np.nan_to_num(ab, nan=0.0, posinf=AB_LIMIT, neginf=-AB_LIMIT)
+    return np.clip(ab, -AB_LIMIT, AB_LIMIT)

@@ -39,7 +39,7 @@ def _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y):
         + y_of_channel[1, pixels[y, x, 1]]
         + y_of_channel[2, pixels[y, x, 2]]
     )
-    position = min(luminance, 1.0) * _Y_STEPS
+    position = min(luminance, 1.0) * _Y_STEPS  # from tables: always finite
     index = min(int(position), _Y_STEPS - 1)
     low = l_of_y[index]
     return low + (position - index) * (l_of_y[index + 1] - low)
@@ -55,7 +55,22 @@ def _f_inverse(f):
     )
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(inline="always")
+def _table_index(value, steps):
+    """value in [0, 1] → an index into a table of steps + 1 entries; any float, NaN and
+    infinities included, lands inside the table (numba does not check bounds)."""
+    if not value > np.float32(0.0):  # NaN fails every comparison: it lands on 0
+        return 0
+    if value >= np.float32(1.0):
+        return int(steps)
+    return int(value * steps + np.float32(0.5))
+
+
+# fastmath without its "no NaN / no Inf" assumptions: _table_index's checks must stay.
+SAFE_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, parallel=True, fastmath=SAFE_FASTMATH)
 def _compose_u8(pixels, ab, chroma_gain, hint_ab, hint_mask, out, tables):
     l_of_grey, y_of_channel, l_of_y, gamma, to_rgb = tables
     height, width, channels = pixels.shape
@@ -93,8 +108,7 @@ def _compose_u8(pixels, ab, chroma_gain, hint_ab, hint_mask, out, tables):
             zn = _f_inverse(fl - b / np.float32(200.0))
             for c in range(3):
                 linear = to_rgb[c, 0] * xn + to_rgb[c, 1] * yn + to_rgb[c, 2] * zn
-                linear = min(max(linear, np.float32(0.0)), np.float32(1.0))
-                out[y, x, c] = gamma[int(linear * steps + np.float32(0.5))]
+                out[y, x, c] = gamma[_table_index(linear, steps)]
             if out.shape[2] == 4:
                 out[y, x, 3] = pixels[y, x, channels - 1]
 

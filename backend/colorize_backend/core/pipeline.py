@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colorize_backend.core.color import finite
 from colorize_backend.core.contract import ModelKind
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError, ErrorCode
@@ -92,6 +93,7 @@ class Colorizer:
             raise ValueError("pixels must be [H, W, C], C = 1..4, uint8, uint16 or float32")
         timings = Timings()
         started = time.perf_counter()
+        pixels = finite(pixels)  # one NaN must not spread over the whole result
         guide = guide_for(pixels, reference, options, self.refine_hints)
         entry = self.choose_model(options.model, guide.model_kind)
         progress("preprocess", 0.05)

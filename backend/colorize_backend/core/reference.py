@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_backend.core.color import rgb_to_lab, to_unit
+from colorize_backend.core.color import finite, rgb_to_lab, to_unit
 from colorize_backend.core.contract import ReferenceMode, network_size
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.hints import Hints
@@ -32,6 +32,9 @@ class Reference:
 
     pixels: np.ndarray
     offset: tuple[int, int] = (0, 0)  # reference origin minus source origin, in pixels
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pixels", finite(self.pixels))  # NaN paint is no colour
 
     def mode_for(self, requested: ReferenceMode) -> ReferenceMode:
         """What this layer is, as requested, or detected from its transparency."""

@@ -1,0 +1,147 @@
+"""The second hardening round: inputs and models that crashed the daemon, daemons that broke
+each other, and ordinary files and workflows that failed. Each test reproduces one report.
+
+Daemons run as their own processes where a crash would otherwise take the test run down.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from colorize_backend.core.contract import ReferenceMode
+from colorize_backend.core.engine import Engine
+from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.manifest import Manifest, sha256_of
+from colorize_backend.core.options import ColorizeOptions
+from colorize_backend.core.pipeline import Colorizer
+from colorize_backend.core.reference import Reference
+from colorize_backend.daemon.client import DaemonClient
+
+from tests.helpers import REPO, loopback_endpoint, start_daemon
+from tests.onnx_models import write_manifest, write_misshapen_auto_model, write_nan_auto_model
+
+HELLO = [b'{"v": 2, "op": "hello"}']
+
+
+def manifest_with(folder: Path, *models: tuple[str, Path]) -> Path:
+    """The test manifest plus the named extra auto models."""
+    manifest = write_manifest(folder)
+    data = json.loads(manifest.read_text())
+    for name, path in models:
+        entry = dict(data["models"][0], name=name, file=path.name, sha256=sha256_of(path))
+        data["models"].append(entry)
+    manifest.write_text(json.dumps(data))
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def broken_models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("broken")
+    nan = write_nan_auto_model(folder / "nan.onnx")
+    misshapen = write_misshapen_auto_model(folder / "misshapen.onnx")
+    return manifest_with(folder, ("nan", nan), ("misshapen", misshapen))
+
+
+def gradient(height: int = 96, width: int = 128) -> np.ndarray:
+    """A grey ramp from black to white, [H, W, 1] u8."""
+    return np.tile(np.linspace(0, 255, width, dtype=np.uint8), (height, 1))[..., None]
+
+
+# 1 ------------------------------------------------------------ NaN and broken models
+
+
+def test_the_kernels_survive_any_float_in_the_chroma():
+    """NaN and infinities in a*b* used to index the gamma table out of bounds (exit 139);
+    run in a child process, so that a crash shows as its exit status."""
+    program = (
+        "import numpy as np\n"
+        "from colorize_backend.core import kernels\n"
+        "ab = np.full((2, 4, 4), np.nan, np.float32); ab[0, 0] = np.inf; ab[1, 1] = -np.inf\n"
+        "ab[0, 2] = 1e30\n"
+        "out = np.empty((64, 64, 3), np.uint8)\n"
+        "for gain in (1.0, np.nan, np.inf):\n"
+        "    kernels.compose_u8(np.full((64, 64, 1), 128, np.uint8), ab, gain, None, None, out)\n"
+        "print('survived', int(out.min()), int(out.max()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-2000:]
+
+
+def test_one_nan_pixel_stays_one_pixel(colorizer):
+    clean = gradient().astype(np.float32) / 255
+    dirty = clean.copy()
+    dirty[40, 60] = np.nan
+    dirty[10, 10] = np.inf
+    expected = colorizer.colorize(clean).pixels
+    result = colorizer.colorize(dirty).pixels
+    assert np.isfinite(result).all() and 0 <= result.min() and result.max() <= 1
+    ys, xs = np.nonzero(np.abs(result - expected).max(axis=-1) > 1e-3)
+    near = np.minimum(np.hypot(ys - 40, xs - 60), np.hypot(ys - 10, xs - 10)) < 24
+    assert near.all()  # only around the two bad pixels (now black and white) did colour move
+
+
+def test_a_model_output_with_nan_is_made_finite(broken_models):
+    colorizer = Colorizer(Manifest.load(broken_models), Engine(["CPUExecutionProvider"]))
+    for grey in (gradient(), gradient().astype(np.float32) / 255):
+        result = colorizer.colorize(grey, ColorizeOptions(model="nan")).pixels
+        assert np.isfinite(result.astype(np.float64)).all()
+
+
+def test_a_model_output_of_the_wrong_shape_is_refused_naming_the_contract(broken_models):
+    colorizer = Colorizer(Manifest.load(broken_models), Engine(["CPUExecutionProvider"]))
+    with pytest.raises(ColorizeError, match=r"\[1, 5, 7, 3\].*\[N, 2, h, w\]"):
+        colorizer.colorize(gradient(), ColorizeOptions(model="misshapen"))
+
+
+@pytest.mark.parametrize("mode", ["exemplar", "hints"])
+def test_a_reference_full_of_nan_does_not_kill_the_daemon(broken_models, mode):
+    daemon = start_daemon(loopback_endpoint(), broken_models)
+    try:
+        client = DaemonClient(daemon.endpoint, timeout_s=60)
+        reference = np.full((96, 128, 4), np.nan, np.float32)
+        reference[..., 3] = 0.0
+        reference[20:30, 20:30] = (np.nan, 0.5, np.inf, 0.5)  # half-transparent NaN paint
+        if mode == "exemplar":
+            reference[..., 3] = 1.0
+        grey = gradient()
+        for model in (None, "nan"):
+            options = ColorizeOptions(model=model, reference_mode=ReferenceMode(mode))
+            try:
+                _, result = client.colorize(grey, options, reference)
+                assert result.shape == (96, 128, 3)
+            except ColorizeError as refused:  # a reference with no usable colour: told so
+                assert refused.code == "bad_request"
+        _, result = client.colorize(grey, ColorizeOptions(model="nan"))
+        assert result.shape == (96, 128, 3)
+        assert client.hello(5)["ok"]
+    finally:
+        log = daemon.stop()
+    assert daemon.process.returncode in (0, -15), log[-3000:]
+
+
+def test_nan_through_the_command_line(broken_models, tmp_path):
+    import tifffile
+
+    pixels = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    pixels[5, 5] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", pixels)
+    done = subprocess.run(
+        [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(broken_models),
+         "colorize", str(tmp_path / "nan.tif"), "-o", str(tmp_path / "out.png"),
+         "--model", "nan"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_a_reference_keeps_its_pixels_finite():
+    paint = np.full((4, 4, 4), np.nan, np.float32)
+    assert np.isfinite(Reference(paint).pixels).all()
