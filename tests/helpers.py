@@ -121,3 +121,12 @@ class SlowColorizer(Colorizer):
             time.sleep(0.5)
 
         return super().colorize(*args, progress=slowly, **kwargs)
+
+
+def plugin_client(endpoint: str, **extra):
+    """The GIMP plug-in's own client (plugin/colorize/colorize_client.py) for an endpoint."""
+    if str(REPO / "plugin" / "colorize") not in sys.path:
+        sys.path.insert(0, str(REPO / "plugin" / "colorize"))
+    from colorize_client import Client, load_config
+
+    return Client(dict(load_config("/nonexistent.json"), endpoint=endpoint, **extra))

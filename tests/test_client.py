@@ -10,14 +10,10 @@ import time
 import pytest
 import zmq
 
-from tests.helpers import REPO, loopback_endpoint, stop_pid
+from tests.helpers import plugin_client as client_for, REPO, loopback_endpoint, stop_pid
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
 from colorize_client import BackendError, Client, load_config  # noqa: E402
-
-
-def client_for(endpoint: str, **extra) -> Client:
-    return Client(dict(load_config("/nonexistent.json"), endpoint=endpoint, **extra))
 
 
 def launcher_for(manifest, endpoint: str) -> list[str]:
@@ -170,7 +166,7 @@ def test_a_missing_log_folder_does_not_stop_the_launch(test_manifest, tmp_path):
 def test_a_local_client_passes_pixels_through_shared_memory(daemon, photo):
     client = client_for(daemon)
     client.hello()
-    assert client.shm_dir and client.shm_dir.startswith("/dev/shm/")
+    assert client.shared_memory
     grey = photo[..., :1]
     reply, result = client.colorize(photo.shape[1], photo.shape[0], "gray", grey.tobytes())
     assert reply["shared"] is True and isinstance(result, memoryview)

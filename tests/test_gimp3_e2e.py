@@ -7,7 +7,6 @@ the bundled photograph and checks the new layer's pixels.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ import numpy as np
 import pytest
 from colorize_backend.core.color import lightness_from_u8, lightness_of, rgb_to_lab
 from colorize_backend.core.manifest import Manifest
-from colorize_backend.daemon.shm import shm_dir
 
 from installer.layout import Layout
 from installer.plugins import install_plugins
@@ -60,20 +58,6 @@ def live_daemon(tmp_path_factory):
     daemon.stop()
 
 
-@contextlib.contextmanager
-def shared_memory_in(chroot: Path):
-    """The daemon's shared-buffer folder, visible at the same path inside the chroot (as a
-    GIMP on the same machine sees it)."""
-    folder = shm_dir()
-    inside = chroot / str(folder).lstrip("/")
-    inside.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "--bind", str(folder), str(inside)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", str(inside)], check=False)
-
-
 @pytest.fixture(scope="module")
 def installed(chroot, live_daemon):
     profile = chroot / GIMP_HOME.lstrip("/") / ".config/GIMP/3.0"
@@ -102,8 +86,7 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
         f"{k}={v}" for k, v in (env or {}).items()
     ]
     started = time.perf_counter()
-    with shared_memory_in(chroot):
-        proc = run_in_chroot(chroot, environment)
+    proc = run_in_chroot(chroot, environment)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, f"GIMP failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     facts = json.loads((work / "facts.json").read_text())

@@ -7,6 +7,8 @@ Daemons run as their own processes where a crash would otherwise take the test r
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
 from colorize_backend.daemon.client import DaemonClient
 
-from tests.helpers import REPO, loopback_endpoint, start_daemon
+from tests.helpers import REPO, loopback_endpoint, plugin_client, start_daemon
 from tests.onnx_models import write_manifest, write_misshapen_auto_model, write_nan_auto_model
 
 HELLO = [b'{"v": 2, "op": "hello"}']
@@ -145,3 +147,98 @@ def test_nan_through_the_command_line(broken_models, tmp_path):
 def test_a_reference_keeps_its_pixels_finite():
     paint = np.full((4, 4, 4), np.nan, np.float32)
     assert np.isfinite(Reference(paint).pixels).all()
+
+
+# 2, 3 ------------------------------------------------------------ shared buffers
+
+
+def test_a_second_daemon_leaves_the_first_ones_buffers_alone(test_manifest):
+    """A second daemon of the same user (install.py again, `bench`, another endpoint) used to
+    delete the first one's buffers at its start; the plug-in's next request then failed."""
+    first = start_daemon(loopback_endpoint(), test_manifest)
+    second = None
+    try:
+        client = plugin_client(first.endpoint)
+        client.hello()
+        grey = gradient().tobytes()
+        reply, _ = client.colorize(128, 96, "gray", grey)
+        assert reply["shared"] is True
+        client.release()
+        second = start_daemon(loopback_endpoint(), test_manifest)
+        other = plugin_client(second.endpoint)
+        other.hello()
+        assert other.colorize(128, 96, "gray", grey)[0]["shared"] is True
+        other.release()
+        reply, _ = client.colorize(128, 96, "gray", grey)  # the first daemon's buffer again
+        assert reply["shared"] is True
+        client.release()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_a_client_that_truncates_its_buffer_cannot_kill_the_daemon(test_manifest):
+    import zmq
+
+    daemon = start_daemon(loopback_endpoint(), test_manifest)
+    try:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.RCVTIMEO, 20000)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(daemon.endpoint)
+
+        def ask(header: dict) -> dict:
+            sock.send_multipart([b"", json.dumps(dict(header, v=2)).encode()])
+            while True:
+                reply = json.loads(sock.recv_multipart()[1])
+                if reply.get("op") != "progress":
+                    return reply
+
+        lease = ask({"op": "lease", "id": "l", "bytes": 1 << 22})
+        descriptor = os.open(lease["path"], os.O_RDWR)
+        try:
+            os.pwrite(descriptor, gradient(1024, 1024).tobytes(), 0)
+            with pytest.raises(OSError):  # sealed: the size cannot change
+                os.ftruncate(descriptor, 4096)
+        finally:
+            os.close(descriptor)
+        image = {"width": 1024, "height": 1024, "format": "gray"}
+        shared = {"name": lease["name"], "image": 0, "result": 1 << 20}
+        reply = ask({"op": "colorize", "id": "c", "image": image, "shm": shared})
+        assert reply["ok"] and reply["shared"]
+        assert ask({"op": "hello"})["ok"]
+        sock.close()
+    finally:
+        log = daemon.stop()
+    assert daemon.process.returncode in (0, -15), log[-3000:]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a PID namespace"
+)
+def test_the_plugin_falls_back_to_the_socket_when_a_buffer_cannot_be_opened(test_manifest):
+    """A daemon offers shared memory that this GIMP cannot open (here, as in Flatpak's
+    sandbox, GIMP lives in its own PID namespace and cannot see the daemon's /proc): the
+    request still goes through, by the socket, and nothing is lost."""
+    daemon = start_daemon(loopback_endpoint(), test_manifest)
+    program = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from colorize_client import Client, load_config\n"
+        "client = Client(dict(load_config('/nonexistent.json'), endpoint=sys.argv[2]))\n"
+        "offered = client.hello()['shared_memory']\n"
+        "reply, result = client.colorize(64, 32, 'gray', bytes(range(64)) * 32)\n"
+        "reply2, _ = client.colorize(64, 32, 'gray', bytes(range(64)) * 32)\n"
+        "print(offered, reply['shared'], reply2['shared'], len(result), client.shared_memory)\n"
+    )
+    try:
+        done = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", program,
+             str(REPO / "plugin" / "colorize"), daemon.endpoint],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        daemon.stop()
+    assert done.stdout.split() == ["True", "False", "False", str(64 * 32 * 3), "False"], (
+        done.stdout + done.stderr
+    )

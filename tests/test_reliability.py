@@ -36,6 +36,7 @@ from colorize_backend.daemon.front import Daemon, DaemonConfig
 from colorize_backend.daemon.protocol import Limits
 
 from tests.helpers import (
+    plugin_client,
     REPO,
     SlowColorizer,
     free_port,
@@ -50,10 +51,6 @@ sys.path.insert(0, str(REPO / "plugin" / "colorize"))
 from colorize_client import BackendError, Client, load_config  # noqa: E402
 
 HELLO = b'{"v": 2, "op": "hello"}'
-
-
-def plugin_client(endpoint: str, **extra) -> Client:
-    return Client(dict(load_config("/nonexistent.json"), endpoint=endpoint, **extra))
 
 
 def rss_mb(pid: int) -> float:

@@ -118,7 +118,7 @@ class Client(object):
         self.context = zmq.Context.instance()
         self.daemon = None  # the daemon process this client started, if any
         self.limits = {}
-        self.shm_dir = None  # the daemon's folder for shared buffers, when it is on this machine
+        self.shared_memory = False  # the daemon leases shared buffers and they work here
         self.shared = None  # the shared file of the last result, until release()
         self.dealer = None  # one socket for lease, colorize and release (reset after a failure)
 
@@ -195,9 +195,9 @@ class Client(object):
             raise _refusal(reply)
         self._check_identity(reply)
         self.limits = reply.get("limits") or {}
-        folder = reply.get("shm_dir")
-        usable = folder and sys.version_info[0] >= 3 and os.path.isdir(folder)
-        self.shm_dir = folder if usable and os.access(folder, os.W_OK) else None
+        # Only the daemon's answer says whether it offers shared memory; whether a buffer can
+        # be opened here is found out on the first lease (and the socket used if not).
+        self.shared_memory = bool(reply.get("shared_memory")) and sys.version_info[0] >= 3
         return reply
 
     def models(self):
@@ -315,9 +315,8 @@ class Client(object):
             payload.append(ref_pixels)
         result_size = width * height * FORMAT_CHANNELS[_result_format(fmt)] * SAMPLE_SIZES[sample]
         self.release()
-        if self.shm_dir:
-            frames = self._share(header, payload, result_size)
-        else:
+        frames = self._share(header, payload, result_size) if self.shared_memory else None
+        if frames is None:
             frames = [json.dumps(header).encode("utf-8")] + payload
         try:
             reply, result = self._request_with_retries(frames, request_id, progress)
@@ -331,7 +330,9 @@ class Client(object):
         return reply, result[0]
 
     def _share(self, header, payload, result_size):
-        """Put the pixels in a buffer leased from the daemon; only the header is sent."""
+        """Put the pixels in a buffer leased from the daemon; only the header is sent. None
+        when the buffer cannot be used here (another machine's or a sandboxed view of the
+        daemon's memory): it is handed back, and this client uses the socket from then on."""
         offsets, end = [], 0
         for data in payload:
             offsets.append(end)
@@ -341,7 +342,14 @@ class Client(object):
         self._dealer().send_multipart([b"", json.dumps(wanted).encode("utf-8")])
         deadline = time.time() + self.config["hello_timeout_s"] + 5
         lease = self._await(lease_id, None, deadline)[0]
-        self.shared = SharedFile(os.path.join(self.shm_dir, lease["name"]), lease["bytes"])
+        try:
+            self.shared = SharedFile(lease["path"], lease["name"], lease["bytes"])
+        except BackendError:
+            self.shared_memory = False
+            message = {"v": PROTOCOL_VERSION, "op": "release", "id": "release",
+                       "name": lease["name"]}  # fmt: skip
+            self._dealer().send_multipart([b"", json.dumps(message).encode("utf-8")])
+            return None
         for offset, data in zip(offsets, payload):
             self.shared.write(offset, data)
         header["shm"] = {"name": self.shared.name, "image": offsets[0], "result": end}
@@ -445,16 +453,20 @@ def _aligned(size):
 class SharedFile(object):
     """A buffer the daemon leased, mapped into this process (its pages already exist)."""
 
-    def __init__(self, path, size):
+    def __init__(self, path, name, size):
         self.path = path
-        self.name = os.path.basename(path)
+        self.name = name
         try:
             descriptor = os.open(path, os.O_RDWR)
         except OSError as exc:
             raise BackendError("The colorize backend's shared buffer cannot be opened: %s" % exc)
         try:
+            if os.fstat(descriptor).st_size < size:
+                raise BackendError("The colorize backend's shared buffer is smaller than leased.")
             flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
             self.map = mmap.mmap(descriptor, size, flags=flags)
+        except (OSError, ValueError) as exc:
+            raise BackendError("The colorize backend's shared buffer cannot be mapped: %s" % exc)
         finally:
             os.close(descriptor)
 

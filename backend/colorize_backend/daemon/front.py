@@ -28,7 +28,7 @@ from colorize_backend import __version__
 from colorize_backend.core import kernels
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.daemon import memory
+from colorize_backend.daemon import memory, shm
 from colorize_backend.daemon.guard import Guard
 from colorize_backend.daemon.lifecycle import IdleTimer
 from colorize_backend.daemon.protocol import (
@@ -54,7 +54,6 @@ from colorize_backend.daemon.protocol import (
     request_id_of,
 )
 from colorize_backend.daemon.scheduler import Job, Scheduler
-from colorize_backend.daemon.shm import BufferPool, prepare_dir, shm_dir
 from colorize_backend.daemon.worker import JobRunner, Workers
 
 LOG = logging.getLogger("colorize.daemon")
@@ -112,9 +111,12 @@ class Daemon:
         self.config = config
         self.context: zmq.Context = zmq.Context.instance()
         self.scheduler = Scheduler(config.limits)
-        folder = prepare_dir(shm_dir()) if is_loopback(config.endpoint) else None
         # shared buffers for two of the largest requests (pixels and result) at a time
-        self.pool = BufferPool(folder, 4 * config.limits.max_frame_bytes) if folder else None
+        self.pool = (
+            shm.BufferPool(4 * config.limits.max_frame_bytes)
+            if is_loopback(config.endpoint) and shm.available()
+            else None
+        )
         self.identity = Identity(__version__, sys.prefix, uuid.uuid4().hex, os.getpid())
         self.replies_endpoint = f"inproc://colorize-replies-{self.identity.instance}"
         self.workers = Workers(
@@ -275,7 +277,7 @@ class Daemon:
         request_id = request_id_of(header)
         if operation is Operation.LEASE:
             buffer = self.pool.lease(parse_lease(header, payload))
-            return lease_reply(buffer.name, buffer.size, request_id)
+            return lease_reply(buffer.name, buffer.size, buffer.path, request_id)
         return release_reply(self.pool.release(parse_release(header, payload)), request_id)
 
     def _answer_cancelled(self, front: zmq.Socket, job: Job) -> None:
@@ -333,7 +335,7 @@ class Daemon:
             sorted(model["name"] for model in self.listing),
             manifest.default,
             self.colorizer.engine.providers,
-            str(self.pool.folder) if self.pool else None,
+            self.pool is not None,
         )
 
     def _model_listing(self) -> list[dict[str, Any]]:

@@ -485,10 +485,10 @@ def hello_reply(
     models: list[str],
     default_model: str | None,
     providers: list[str],
-    shm_dir: str | None = None,
+    shared_memory: bool = False,
 ) -> dict[str, Any]:
-    """Who answers (versions, install, instance, pid), its models and its limits; and, for
-    clients on this machine, the folder for shared pixel buffers."""
+    """Who answers (versions, install, instance, pid), its models and its limits; and
+    whether it leases shared pixel buffers to clients on this machine."""
     return _reply(
         Operation.HELLO,
         None,
@@ -499,7 +499,7 @@ def hello_reply(
         providers=providers,
         limits={**asdict(limits), "max_frame_bytes": limits.max_frame_bytes},
         max_pixels=limits.max_pixels,
-        shm_dir=shm_dir,
+        shared_memory=shared_memory,
     )
 
 
@@ -518,8 +518,9 @@ def progress_reply(
     return _reply(Operation.PROGRESS, request_id, **fields)
 
 
-def lease_reply(name: str, size: int, request_id: str | None = None) -> dict[str, Any]:
-    return _reply(Operation.LEASE, request_id, name=name, bytes=size)
+def lease_reply(name: str, size: int, path: str, request_id: str | None = None) -> dict[str, Any]:
+    """A leased buffer: its name (in requests), its size, and where a local client opens it."""
+    return _reply(Operation.LEASE, request_id, name=name, bytes=size, path=path)
 
 
 def release_reply(released: bool, request_id: str | None = None) -> dict[str, Any]:

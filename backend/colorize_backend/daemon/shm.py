@@ -1,15 +1,23 @@
 """Zero-copy local transport: pixels in shared memory, only the header over the socket.
 
-A client on the same machine leases a buffer from the daemon (`lease`), maps the file the
-daemon names in its private folder (a tmpfs on Linux: /dev/shm), writes its pixels there
-and sends a header-only request naming the buffer; the daemon writes the result into the
-same buffer, where the client reads it, and the client hands the buffer back (`release`).
-Neither side copies the image through ZeroMQ.
+A client on the same machine leases a buffer from the daemon (`lease`): an anonymous memory
+file (Linux memfd) that the daemon creates, sizes and then seals, so that its size can
+never change again; the client opens it through the path the lease names
+(/proc/<daemon pid>/fd/<n>), writes its pixels there and sends a header-only request naming
+the buffer; the daemon writes the result into the same buffer, where the client reads it,
+and the client hands the buffer back (`release`). Neither side copies the image through
+ZeroMQ.
+
+The seals make the buffers safe for the daemon: a client cannot shrink one under a running
+job (touching the lost pages would kill the daemon with SIGBUS), and a buffer has no name
+in any shared folder, so no other daemon can delete it; it lives exactly as long as the
+daemon holds it. Where sealed memory files do not exist (macOS, Windows), a daemon offers
+no shared memory and the socket carries the pixels.
 
 The daemon keeps its buffers mapped between requests and leases them again, so their
 pages are never faulted in twice: a fresh 12 MP result would otherwise cost ~10 000 page
 faults. Buffers are bounded in total, a lease lapses after LEASE_S (a client killed
-before releasing), and idle buffers are deleted after IDLE_S.
+before releasing), and idle buffers are dropped after IDLE_S.
 """
 
 from __future__ import annotations
@@ -18,13 +26,10 @@ import logging
 import mmap
 import os
 import secrets
-import stat
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -36,30 +41,31 @@ IDLE_S = 30.0
 GRANULE = 1 << 20  # buffer sizes are rounded up to whole MiB so they can be leased again
 
 
-def shm_dir() -> Path:
-    """The daemon's private folder for shared buffers (tmpfs on Linux)."""
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-    return base / f"gimp-colorize-{user}"
+def available() -> bool:
+    """True where sealed memory files can be shared with local clients (Linux)."""
+    import fcntl
+
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "memfd_create")
+        and hasattr(fcntl, "F_ADD_SEALS")
+        and os.path.isdir(f"/proc/{os.getpid()}/fd")
+    )
 
 
-def prepare_dir(folder: Path) -> Path | None:
-    """Create the folder (0700) or check an existing one is ours and private; None if not.
-    Buffers a killed daemon left behind are deleted."""
+def sealed_memory(name: str, size: int) -> int:
+    """A memory file of exactly `size` bytes whose size can never change (its descriptor)."""
+    import fcntl
+
+    descriptor = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        info = folder.lstat()
-    except OSError as exc:
-        LOG.warning("no shared-memory transport: %s", exc)
-        return None
-    mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
-    private = sys.platform == "win32" or not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
-    if not stat.S_ISDIR(info.st_mode) or not mine or not private:
-        LOG.warning("no shared-memory transport: %s is not a private folder of this user", folder)
-        return None
-    for stale in folder.glob("colorize-*.buf"):
-        stale.unlink(missing_ok=True)
-    return folder
+        os.ftruncate(descriptor, size)
+        seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+        fcntl.fcntl(descriptor, fcntl.F_ADD_SEALS, seals)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 @dataclass(frozen=True)
@@ -79,16 +85,21 @@ class Region:
 class Buffer:
     name: str
     size: int
+    descriptor: int  # kept open: clients open the buffer through /proc/<pid>/fd/<descriptor>
     mapping: mmap.mmap
     leased_until: float = 0.0
     last_used: float = 0.0
+
+    @property
+    def path(self) -> str:
+        """Where a local client opens this buffer."""
+        return f"/proc/{os.getpid()}/fd/{self.descriptor}"
 
 
 class BufferPool:
     """The daemon's shared buffers: leased to clients, mapped here for the daemon's life."""
 
-    def __init__(self, folder: Path, max_bytes: int):
-        self.folder = folder
+    def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._buffers: dict[str, Buffer] = {}
         self._lock = threading.Lock()
@@ -109,15 +120,15 @@ class BufferPool:
             self._drop_idle(time.monotonic(), idle_s=0.0)
             if sum(b.size for b in self._buffers.values()) + size > self.max_bytes:
                 raise ColorizeError(ErrorCode.BUSY, "shared memory is all leased; retry shortly")
-        name = f"colorize-{secrets.token_hex(8)}.buf"
-        descriptor = os.open(self.folder / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        name = f"colorize-{secrets.token_hex(8)}"
+        descriptor = sealed_memory(name, size)
         try:
-            os.ftruncate(descriptor, size)
             flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
             mapping = mmap.mmap(descriptor, size, flags=flags)
-        finally:
+        except OSError:
             os.close(descriptor)
-        buffer = Buffer(name, size, mapping)
+            raise
+        buffer = Buffer(name, size, descriptor, mapping)
         self._buffers[name] = buffer
         return buffer
 
@@ -150,7 +161,7 @@ class BufferPool:
         for name, buffer in list(self._buffers.items()):
             if buffer.leased_until < now and now - buffer.last_used >= idle_s:
                 del self._buffers[name]
-                (self.folder / name).unlink(missing_ok=True)
+                os.close(buffer.descriptor)
                 try:
                     buffer.mapping.close()
                 except BufferError:  # a view is still alive: the collector unmaps it later
