@@ -10,10 +10,11 @@ import time
 import pytest
 import zmq
 
-from tests.helpers import plugin_client as client_for, REPO, loopback_endpoint, stop_pid
+from tests.helpers import REPO, loopback_endpoint, stop_pid
+from tests.helpers import plugin_client as client_for
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
-from colorize_client import BackendError, Client, load_config  # noqa: E402
+from colorize_client import BackendError  # noqa: E402
 
 
 def launcher_for(manifest, endpoint: str) -> list[str]:

@@ -242,3 +242,59 @@ def test_the_plugin_falls_back_to_the_socket_when_a_buffer_cannot_be_opened(test
     assert done.stdout.split() == ["True", "False", "False", str(64 * 32 * 3), "False"], (
         done.stdout + done.stderr
     )
+
+
+# 4 ------------------------------------------------------------ the memory guard
+
+
+def test_a_client_waiting_for_its_reply_is_never_cut(make_daemon):
+    """Over the memory budget, the guard cuts stalled connections, never one whose client
+    waits for its job (it used to report a crash to the plug-in)."""
+    endpoint = make_daemon(slow=True, memory_budget=1, stall_s=0.2)
+    client = plugin_client(endpoint, heartbeat_timeout_s=5.0)
+    client.hello()
+    reply, result = client.colorize(128, 96, "gray", gradient().tobytes())
+    assert reply["ok"] and len(result) == 128 * 96 * 3
+    client.release()
+
+
+def test_a_detail_size_larger_than_the_photo_costs_nothing_more(colorizer):
+    """detail_size 2048 on a 64x64 image used to run a 2048² network (19 s, 3.4 GB)."""
+    small = gradient(64, 64)
+    plain = colorizer.colorize(small).pixels
+    large = colorizer.colorize(small, ColorizeOptions(detail_size=2048)).pixels
+    assert np.array_equal(plain, large)  # both at the model's own size
+    from colorize_backend.core.contract import working_side
+
+    assert working_side(2048, 256, 4000, 3000) == 2048  # a large photo gets what it asks
+    assert working_side(2048, 256, 64, 64) == 256 and working_side(None, 256, 64, 64) == 256
+
+
+def test_memory_the_jobs_left_behind_does_not_trip_the_guard():
+    """After a large job the allocator keeps some memory; idle connections used to be cut
+    for it. What the jobs explained is forgiven, what nobody explains is not."""
+    import socket
+
+    import zmq
+    from colorize_backend.daemon import memory
+    from colorize_backend.daemon.guard import Connection, Guard
+
+    front = zmq.Context.instance().socket(zmq.ROUTER)
+    guard = Guard(front, memory_budget=10_000_000, stall_s=0.0)
+    left, right = socket.socketpair()
+    try:
+        guard.baseline = memory.rss_bytes() - 500_000_000  # as if 500 MB were kept by jobs
+        guard.tick(explained=600_000_000, waiting=set())  # a job needed 600 MB
+        guard.after_jobs()
+        guard.connections[left.fileno()] = Connection(accepted=0.0)
+        guard.tick(explained=0, waiting=set())
+        assert left.fileno() in guard.connections  # idle, and nothing unexplained: kept
+        guard.retained = 0  # the same memory, unexplained: the stalled connection goes
+        guard.tick(explained=0, waiting=set())
+        assert left.fileno() not in guard.connections
+        assert left.recv(1) == b""  # shut down
+    finally:
+        guard.close()
+        front.close(0)
+        left.close()
+        right.close()

@@ -36,11 +36,11 @@ from colorize_backend.daemon.front import Daemon, DaemonConfig
 from colorize_backend.daemon.protocol import Limits
 
 from tests.helpers import (
-    plugin_client,
     REPO,
     SlowColorizer,
     free_port,
     loopback_endpoint,
+    plugin_client,
     raw_call,
     start_daemon,
     stop_pid,
@@ -48,7 +48,7 @@ from tests.helpers import (
 from tests.onnx_models import write_manifest
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
-from colorize_client import BackendError, Client, load_config  # noqa: E402
+from colorize_client import BackendError  # noqa: E402
 
 HELLO = b'{"v": 2, "op": "hello"}'
 

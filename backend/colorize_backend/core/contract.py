@@ -88,6 +88,22 @@ def network_size(width: int, height: int, short_side: int, multiple: int) -> tup
     return snap(width * scale), snap(height * scale)
 
 
+def working_side(detail_size: int | None, model_side: int, width: int, height: int) -> int:
+    """The short side the network works at: the model's own, or the user's detail size, which
+    never exceeds the photo's own short side (a network larger than the photo adds cost, up
+    to gigabytes, and no detail)."""
+    if detail_size is None:
+        return model_side
+    return min(detail_size, max(model_side, min(width, height)))
+
+
+def network_pixels(side: int, width: int, height: int) -> int:
+    """About how many pixels the network sees at a working side (aspect capped as in
+    network_size)."""
+    aspect = min(max(width, height) / max(min(width, height), 1), MAX_ASPECT)
+    return int(side * side * aspect)
+
+
 def example_inputs(
     kind: ModelKind,
     height: int,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize_backend.core.color import finite
-from colorize_backend.core.contract import ModelKind
+from colorize_backend.core.contract import ModelKind, working_side
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.guidance import Networks, guide_for
@@ -97,7 +97,8 @@ class Colorizer:
         guide = guide_for(pixels, reference, options, self.refine_hints)
         entry = self.choose_model(options.model, guide.model_kind)
         progress("preprocess", 0.05)
-        size = options.detail_size or entry.input_size
+        height, width = pixels.shape[:2]
+        size = working_side(options.detail_size, entry.input_size, width, height)
         small = guide.network_lightness(pixels, size, entry.multiple)
         started = timings.add("preprocess", started)
         progress("network", 0.3)

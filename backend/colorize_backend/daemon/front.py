@@ -58,7 +58,6 @@ from colorize_backend.daemon.worker import JobRunner, Workers
 
 LOG = logging.getLogger("colorize.daemon")
 TRIM_AFTER_S = 1.0
-WORKING_BYTES_PER_PIXEL = 24  # what a running job may add beyond its payload (for the guard)
 
 
 @dataclass
@@ -72,6 +71,7 @@ class DaemonConfig:
     idle_timeout_s: float = 0.0  # exit after so long without requests (0 = never)
     max_connections: int = 256
     memory_budget: int = 1 << 30  # bytes the guard tolerates outside jobs
+    stall_s: float = 5.0  # a connection holding a message this long unfinished is a suspect
     handshake_s: float = 5.0  # a connection must finish its handshake within this
     progress_after_s: float = 0.3  # stage messages only for jobs slower than this
 
@@ -177,7 +177,9 @@ class Daemon:
     def serve_forever(self) -> None:
         kernels.warm_up()  # compiled (or loaded from numba's cache) before the first request
         front, authenticator = self._bind_front()
-        guard = Guard(front, self.config.max_connections, self.config.memory_budget)
+        guard = Guard(
+            front, self.config.max_connections, self.config.memory_budget, self.config.stall_s
+        )
         replies = self.context.socket(zmq.PULL)
         replies.bind(self.replies_endpoint)
         self.workers.start(self.config.workers)
@@ -224,10 +226,11 @@ class Daemon:
                     LOG.exception("error while handling a message; still serving")
             self._send_heartbeats(front)
             self._send_heartbeats(front, guard.suspects_to_probe(time.monotonic()))
-            guard.tick(self._job_bytes())
+            explained = self.scheduler.job_bytes() + (self.pool.held_bytes() if self.pool else 0)
+            guard.tick(explained, self.scheduler.peers())
             if self.pool is not None:
                 self.pool.trim()
-            self._trim_when_idle()
+            self._trim_when_idle(guard)
             if idle.expired(self.scheduler.active()):
                 LOG.info("idle for %.0f s: exiting", self.config.idle_timeout_s)
                 break
@@ -307,11 +310,13 @@ class Daemon:
         count = int(frames[0].bytes)
         self._deliver(front, frames[1 : 1 + count], frames[1 + count :])
 
-    def _trim_when_idle(self) -> None:
-        """Hand freed memory back once no job has run for TRIM_AFTER_S (see memory.py)."""
+    def _trim_when_idle(self, guard: Guard) -> None:
+        """Hand freed memory back once no job has run for TRIM_AFTER_S (see memory.py); what
+        the allocator keeps after that is the jobs' doing, and the guard is told so."""
         ended = self.workers.last_job_ended
         if ended and time.monotonic() - ended > TRIM_AFTER_S and not self.scheduler.active():
             memory.trim()
+            guard.after_jobs()
             self.workers.last_job_ended = 0.0
 
     def _send_heartbeats(self, front: zmq.Socket, peers: set[bytes] | None = None) -> None:
@@ -323,9 +328,6 @@ class Daemon:
         for job, position in self.scheduler.heartbeats(time.monotonic(), peers):
             header = progress_reply(job.request.request_id, job.stage, job.done, position)
             self._send(front, job.envelope, header)
-
-    def _job_bytes(self) -> int:
-        return self.scheduler.job_bytes(WORKING_BYTES_PER_PIXEL)
 
     def hello(self) -> dict[str, Any]:
         manifest = self.colorizer.manifest

@@ -9,7 +9,9 @@ on) and shuts down the offenders' sockets, which makes ZeroMQ drop them and thei
 buffers:
 - more connections than `max_connections`: the ones that never sent a whole message;
 - memory above the budget: every connection that has not finished a message for
-  `stall_s` seconds.
+  `stall_s` seconds and is not waiting for the reply to one.
+Memory the jobs explain (their frames, working set and network, the leased buffers, and
+what the allocator keeps after them, up to the largest job's need) never counts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Guard:
     baseline: int = 0
     suspects: dict[bytes, float] = field(default_factory=dict)  # client -> probe until
     next_probe: float = 0.0
+    peak_job_bytes: int = 0  # the most the jobs ever accounted for
+    retained: int = 0  # what the allocator kept after the last jobs (explained by them)
 
     def __post_init__(self) -> None:
         events = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
@@ -98,16 +102,18 @@ class Guard:
             self.connections[fd].last_message = time.monotonic()
             self.connections[fd].peers.add(peer)
 
-    def tick(self, job_bytes: int) -> None:
-        """Check the memory bound; job_bytes is what running and queued jobs account for."""
-        unexplained = memory.rss_bytes() - self.baseline - job_bytes
+    def tick(self, explained: int, waiting: set[bytes]) -> None:
+        """Check the memory bound; `explained` is what jobs and leased buffers account for,
+        `waiting` the clients that wait for a reply (their connections are never cut)."""
+        self.peak_job_bytes = max(self.peak_job_bytes, explained)
+        unexplained = memory.rss_bytes() - self.baseline - explained - self.retained
         if unexplained <= self.memory_budget:
             return
         now = time.monotonic()
         stalled = [
             fd
             for fd, c in self.connections.items()
-            if now - (c.last_message or c.accepted) > self.stall_s
+            if now - (c.last_message or c.accepted) > self.stall_s and not c.peers & waiting
         ]
         if stalled:
             LOG.warning(
@@ -120,6 +126,11 @@ class Guard:
             for fd in stalled:
                 self._shut(fd)
             memory.trim()
+
+    def after_jobs(self) -> None:
+        """The jobs are done and memory trimmed: what is still held above the baseline is the
+        allocator's retention after them, explained up to the most the jobs ever needed."""
+        self.retained = min(max(memory.rss_bytes() - self.baseline, 0), self.peak_job_bytes)
 
     def _shed_idle(self) -> None:
         idle = sorted(

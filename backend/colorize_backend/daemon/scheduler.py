@@ -14,8 +14,16 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from colorize_backend.core.contract import network_pixels, working_side
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.daemon.protocol import ColorizeRequest, Limits
+
+# What a job may hold beyond its frames (for the guard's accounting): the full-resolution stages
+# per image pixel, and the network's activations per pixel of its input (a 2048² input of the
+# shipped model peaked at about 3.4 GB); models are assumed to work at up to 512 px.
+WORKING_BYTES_PER_PIXEL = 24
+NETWORK_BYTES_PER_PIXEL = 1000
+ASSUMED_MODEL_SIDE = 512
 
 
 class Cancelled(Exception):
@@ -41,6 +49,14 @@ class Job:
     @property
     def key(self) -> tuple[bytes, str]:
         return self.peer, self.request.request_id
+
+    def working_bytes(self) -> int:
+        """What this job may hold: its frames, the full-resolution stages and the network."""
+        image, options = self.request.image, self.request.options
+        side = working_side(options.detail_size, ASSUMED_MODEL_SIDE, image.width, image.height)
+        network = network_pixels(side, image.width, image.height) * NETWORK_BYTES_PER_PIXEL
+        frames = sum(len(p) for p in self.payload)
+        return frames + image.pixels * WORKING_BYTES_PER_PIXEL + network
 
     def report(self, stage: str, done: float) -> None:
         """Called by the pipeline between stages: record progress, stop if cancelled."""
@@ -70,14 +86,15 @@ class Scheduler:
         with self._ready:
             return len(self._jobs)
 
-    def job_bytes(self, working_bytes_per_pixel: int) -> int:
+    def job_bytes(self) -> int:
         """Memory the jobs account for: their pixel frames and the pipeline's working set."""
         with self._ready:
-            return sum(
-                sum(len(p) for p in job.payload)
-                + job.request.image.pixels * working_bytes_per_pixel
-                for job in self._jobs.values()
-            )
+            return sum(job.working_bytes() for job in self._jobs.values())
+
+    def peers(self) -> set[bytes]:
+        """The clients with a job queued or running (waiting for a reply)."""
+        with self._ready:
+            return {peer for peer, _ in self._jobs}
 
     def submit(self, job: Job) -> None:
         """Queue a job or refuse it (busy, or a duplicate id of the same client)."""

@@ -132,6 +132,11 @@ class BufferPool:
         self._buffers[name] = buffer
         return buffer
 
+    def held_bytes(self) -> int:
+        """The memory all buffers hold (mapped and touched, so counted in the RSS)."""
+        with self._lock:
+            return sum(b.size for b in self._buffers.values())
+
     def release(self, name: str) -> bool:
         with self._lock:
             buffer = self._buffers.get(name)
