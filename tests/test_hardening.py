@@ -298,3 +298,96 @@ def test_memory_the_jobs_left_behind_does_not_trip_the_guard():
         front.close(0)
         left.close()
         right.close()
+
+
+# 5, 6, 8, 11 ------------------------------------------------------------ files
+
+
+def cli(manifest: Path, *args: str, memory_limit: int | None = None):
+    """colorize-backend in its own process (optionally under an address-space limit)."""
+    import resource
+
+    def limit() -> None:
+        if memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest), *args],
+        capture_output=True, text=True, timeout=600, preexec_fn=limit,
+    )  # fmt: skip
+
+
+def test_a_float_tiff_bomb_is_refused_from_its_header(test_manifest, tmp_path):
+    """1-2 MB of compressed zeros that decode to 20000 x 20000 float32 (1.6 GB, over 6 GB
+    while being colorized): refused with the figures, never a traceback."""
+    import tifffile
+
+    tile = np.zeros((512, 512), np.float32)
+    tiles = (tile for _ in range(39 * 39))
+    bomb = tmp_path / "bomb.tif"
+    tifffile.imwrite(bomb, tiles, shape=(19968, 19968), dtype=np.float32, tile=(512, 512),
+                     compression="zlib")  # fmt: skip
+    assert bomb.stat().st_size < 5_000_000
+    done = cli(test_manifest, "colorize", str(bomb), "-o", str(tmp_path / "out.png"),
+               memory_limit=4 << 30)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "needs about" in done.stderr and "GB" in done.stderr
+    assert not list(tmp_path.glob("*out*"))
+
+
+def srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_greyscale_file_with_an_rgb_profile_is_colorized(test_manifest, tmp_path, suffix):
+    """What Pillow's convert('L') makes of a colour photo: grey data, the sRGB profile kept."""
+    from colorize_backend.tools.images import read_photo
+    from PIL import Image
+
+    grey = tmp_path / f"grey{suffix}"
+    Image.fromarray(gradient()[..., 0]).save(grey, icc_profile=srgb_profile())
+    photo = read_photo(grey)
+    assert photo.pixels.shape == (96, 128, 1)
+    assert np.abs(photo.pixels.astype(int) - gradient()).max() <= 2  # sRGB: the same greys
+    assert any("RGB profile" in note for note in photo.notes)
+    done = cli(test_manifest, "colorize", str(grey), "-o", str(tmp_path / "out.png"))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_profile_that_cannot_be_used_says_what_to_do(tmp_path):
+    from colorize_backend.tools.images import read_photo
+    from PIL import Image
+
+    broken = tmp_path / "broken.png"
+    Image.fromarray(gradient()[..., 0]).save(broken, icc_profile=b"\0" * 200)
+    with pytest.raises(ColorizeError, match="Convert to Color Profile"):
+        read_photo(broken)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_float_rgb_and_rgba_tiffs_are_read(test_manifest, tmp_path, channels):
+    import tifffile
+
+    rng = np.random.default_rng(channels)
+    pixels = rng.random((48, 64, channels)).astype(np.float32)
+    source = tmp_path / "float.tif"
+    tifffile.imwrite(source, pixels, photometric="rgb")
+    done = cli(test_manifest, "colorize", str(source), "-o", str(tmp_path / "out.tif"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = tifffile.imread(tmp_path / "out.tif")
+    assert result.shape == (48, 64, channels) and result.dtype == np.float32
+    if channels == 4:
+        np.testing.assert_allclose(result[..., 3], pixels[..., 3], atol=1e-6)  # alpha kept
+
+
+def test_unreadable_files_are_named_without_python_objects(test_manifest, tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "noise.png").write_bytes(os.urandom(500))
+    done = cli(test_manifest, "colorize", str(tmp_path / "empty.png"), str(tmp_path / "noise.png"),
+               "-o", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 1
+    assert "empty.png is empty" in done.stderr and "noise.png cannot be read" in done.stderr
+    assert " object at 0x" not in done.stderr and "Traceback" not in done.stderr

@@ -138,7 +138,7 @@ def run(
                 photo.pixels = result.pixels
                 writes.append((task, writers.submit(write_photo, task.target, photo, options)))
                 LOG.debug("%s -> %s (%s)", task.source, task.target, result.model)
-            except (ColorizeError, OSError, ValueError) as exc:
+            except (ColorizeError, OSError, ValueError, MemoryError) as exc:
                 _fail(summary, task, exc, bar)
             while len(writes) >= WRITES_IN_FLIGHT or (writes and writes[0][1].done()):
                 _finish_write(summary, *writes.popleft(), bar)
@@ -153,12 +153,15 @@ def _finish_write(summary: Summary, task: Task, write: Future, bar) -> None:
         write.result()
         summary.done += 1
         bar.update(1)
-    except (ColorizeError, OSError, ValueError) as exc:
+    except (ColorizeError, OSError, ValueError, MemoryError) as exc:
         _fail(summary, task, exc, bar)
 
 
 def _fail(summary: Summary, task: Task, exc: Exception, bar) -> None:
-    message = exc.message if isinstance(exc, ColorizeError) else str(exc)
+    if isinstance(exc, MemoryError):
+        message = "it does not fit in the memory this machine has free; scale it down"
+    else:
+        message = exc.message if isinstance(exc, ColorizeError) else str(exc)
     summary.failed.append(f"{task.source}: {message}")
     LOG.error("%s: %s", task.source, message)
     bar.update(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import io
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
+from colorize_backend.core.color import lab_to_pixels, lightness_of
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -55,28 +57,118 @@ class WriteOptions:
 
 
 def read_photo(path: Path, max_pixels: int = 400_000_000) -> Photo:
-    """Decode an image file into a Photo; a clear ColorizeError for anything unusable."""
+    """Decode an image file into a Photo; a clear ColorizeError for anything unusable,
+    refused from its header when decoding and colorizing it would not fit in memory."""
+    name = Path(path).name
     try:
         data = Path(path).read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
+        if not data:
+            raise refused(f"{name} is empty (0 bytes): not an image")
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.UnidentifiedImageError:
+            if not data.startswith(TIFF_MAGIC):
+                raise
+            return _read_tiff_only(name, data, max_pixels)  # e.g. float RGB, which Pillow lacks
+        with image:
             frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                raise refused(
-                    f"{Path(path).name} has {frames} frames (animated or multi-page): export the "
-                    "frame you want as a single image"
-                )
-            megapixels = image.width * image.height / 1e6
-            if megapixels * 1e6 > max_pixels:
-                raise refused(
-                    f"{Path(path).name} is {image.width}x{image.height} ({megapixels:.0f} MP); "
-                    f"at most {max_pixels / 1e6:.0f} MP"
-                )
+            _check_size(name, image.width, image.height, frames, _layout(image), max_pixels)
             photo = _decode(image, data)
     except ColorizeError:
         raise
+    except MemoryError:
+        raise refused(f"{name} does not fit in the memory this machine has free") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise refused(f"{Path(path).name} cannot be read as an image: {exc}") from None
+        raise refused(f"{name} cannot be read as an image: {_reason(exc)}") from None
     return photo
+
+
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+FLOAT_COPIES = 3  # float samples: as decoded, scaled to [0, 1], and clipped
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a sentence for the user: no object reprs of in-memory files."""
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"<[^<>]* object at 0x[0-9a-f]+>", "the file", text)
+
+
+def _layout(image: Image.Image) -> tuple[int, int]:
+    """(channels, bytes per sample) as decoded, from the header alone."""
+    if isinstance(image, TiffImagePlugin.TiffImageFile):
+        bits = image.tag_v2.get(258, (8,))  # BitsPerSample
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return len(bits), max(1, max(bits) // 8)
+    if image.mode in ("F", "I"):
+        return 1, 4
+    if image.mode.startswith("I;16"):
+        return 1, 2
+    return len(image.getbands()), 1
+
+
+def _check_size(
+    name: str, width: int, height: int, frames: int, layout: tuple[int, int], limit: int
+) -> None:
+    """Refuse, before decoding, what has several frames, too many pixels, or would not fit in
+    the memory this process can have (the samples, their working copies and the result)."""
+    if frames > 1:
+        raise refused(
+            f"{name} has {frames} frames (animated or multi-page): export the frame you want as "
+            "a single image"
+        )
+    pixels, megapixels = width * height, width * height / 1e6
+    if pixels > limit:
+        raise refused(
+            f"{name} is {width}x{height} ({megapixels:.0f} MP); at most {limit / 1e6:.0f} MP"
+        )
+    channels, sample = layout
+    copies = FLOAT_COPIES if sample == 4 else 1
+    needed = pixels * (channels * sample * copies + 4 * sample + 4)  # + RGBA result, lightness
+    free = memory_available()
+    if needed > free:
+        raise refused(
+            f"{name} is {width}x{height} ({megapixels:.0f} MP, {channels} x {8 * sample}-bit): "
+            f"decoding and colorizing it needs about {needed / 1e9:.1f} GB, more than the "
+            f"{free / 1e9:.1f} GB free here; scale it down or split it into tiles"
+        )
+
+
+def memory_available() -> int:
+    """Bytes this process may still allocate: the system's available memory, and no more than
+    its own address-space limit (ulimit -v) leaves."""
+    import resource
+
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        free = int(re.search(r"MemAvailable:\s+(\d+) kB", meminfo).group(1)) * 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        free = 1 << 62  # unknown: only the address-space limit counts
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+        except OSError:
+            used = 0
+        free = min(free, soft - used)
+    return max(free, 0)
+
+
+def _read_tiff_only(name: str, data: bytes, max_pixels: int) -> Photo:
+    """A TIFF that Pillow cannot open (float RGB/RGBA, unusual layouts), through tifffile."""
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        page = tiff.pages.first
+        height, width = page.imagelength, page.imagewidth
+        layout = (page.samplesperpixel, page.dtype.itemsize if page.dtype else 4)
+        _check_size(name, width, height, len(tiff.pages), layout, max_pixels)
+        orientation = page.tags.valueof(ORIENTATION) or 1
+    pixels, icc, dpi = _tiff(data)
+    pixels = _upright(pixels, orientation)
+    notes = [f"{pixels.dtype} TIFF"]
+    if icc:
+        pixels = _to_srgb(pixels, icc, notes)
+    return Photo(pixels, None, _dpi(dpi), notes)
 
 
 def _decode(image: Image.Image, data: bytes) -> Photo:
@@ -95,8 +187,7 @@ def _decode(image: Image.Image, data: bytes) -> Photo:
         transposed = ImageOps.exif_transpose(image) or image
         pixels = _pillow_pixels(transposed, notes)
     if icc:
-        pixels = _to_srgb(pixels, icc)
-        notes.append("converted from its ICC profile to sRGB")
+        pixels = _to_srgb(pixels, icc, notes)
     return Photo(pixels, _exif_bytes(exif), _dpi(dpi), notes)
 
 
@@ -162,19 +253,45 @@ def _tiff(data: bytes) -> tuple[np.ndarray, bytes | None, tuple | None]:
     return pixels, icc, resolution
 
 
-def _to_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:
-    """Convert pixels described by an ICC profile into sRGB (alpha is kept as it is)."""
+PROFILE_ADVICE = (
+    "convert the file to sRGB first (in GIMP: Image > Color Management > Convert to Color "
+    "Profile), or strip its profile (exiftool -icc_profile= FILE) to read it as sRGB"
+)
+
+
+def _to_srgb(pixels: np.ndarray, icc: bytes, notes: list[str]) -> np.ndarray:
+    """Convert pixels described by an ICC profile into sRGB (alpha is kept as it is).
+
+    Grey pixels may carry an RGB profile (Pillow's convert('L') keeps the source's sRGB
+    profile): they are read as neutral colours through that profile, then reduced to grey.
+    """
     grey = pixels.shape[2] <= 2
+    space = icc[16:20] if len(icc) >= 20 else b""
     colour = pixels[..., 0] if grey else pixels[..., :3]  # LittleCMS wants grey as [H, W]
-    space = "gray" if grey else "rgb"
+    through_rgb = grey and space == b"RGB "
+    if through_rgb:
+        colour = np.repeat(pixels[..., :1], 3, axis=2)
+    if not grey and space not in (b"RGB ", b""):
+        raise refused(
+            f"its ICC profile describes {space.decode('latin-1').strip() or 'unknown'} data, "
+            f"not RGB: {PROFILE_ADVICE}"
+        )
     try:
         converted = imagecodecs.cms_transform(
-            np.ascontiguousarray(colour), icc, SRGB, colorspace=space, outcolorspace="rgb"
-        )
-    except Exception as exc:  # a damaged or unusual profile: keep the pixels as they are
-        raise refused(f"its ICC profile cannot be used ({exc})") from None
-    if space == "gray":  # a grey profile: keep one grey channel (R = G = B in sRGB)
-        converted = converted[..., :1]
+            np.ascontiguousarray(colour), icc, SRGB,
+            colorspace="gray" if grey and not through_rgb else "rgb", outcolorspace="rgb",
+        )  # fmt: skip
+    except Exception as exc:  # a damaged or unusual profile
+        raise refused(f"its ICC profile cannot be used ({exc}): {PROFILE_ADVICE}") from None
+    if grey:  # keep one grey channel: the converted colour's lightness, as neutral sRGB
+        lightness = lightness_of(converted)
+        converted = lab_to_pixels(lightness, np.zeros(lightness.shape + (2,), np.float32),
+                                  converted.dtype)[..., :1]  # fmt: skip
+    notes.append(
+        "grey read through its RGB profile, converted to sRGB"
+        if through_rgb
+        else "converted from its ICC profile to sRGB"
+    )
     if pixels.shape[2] in (2, 4):
         converted = np.concatenate([converted, pixels[..., -1:]], axis=-1)
     return converted.astype(pixels.dtype)
