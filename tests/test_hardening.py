@@ -250,7 +250,7 @@ def test_the_plugin_falls_back_to_the_socket_when_a_buffer_cannot_be_opened(test
 def test_a_client_waiting_for_its_reply_is_never_cut(make_daemon):
     """Over the memory budget, the guard cuts stalled connections, never one whose client
     waits for its job (it used to report a crash to the plug-in)."""
-    endpoint = make_daemon(slow=True, memory_budget=1, stall_s=0.2)
+    endpoint = make_daemon(slow=True, memory_budget=1, stall_s=1.0)
     client = plugin_client(endpoint, heartbeat_timeout_s=5.0)
     client.hello()
     reply, result = client.colorize(128, 96, "gray", gradient().tobytes())
