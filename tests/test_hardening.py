@@ -391,3 +391,29 @@ def test_unreadable_files_are_named_without_python_objects(test_manifest, tmp_pa
     assert done.returncode == 1
     assert "empty.png is empty" in done.stderr and "noise.png cannot be read" in done.stderr
     assert " object at 0x" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_broken_model_behind_a_link_reveals_no_path(colorizer, tmp_path):
+    """A model a client names must not tell it where files lie, nor where links point."""
+    own, hidden = tmp_path / "own", tmp_path / "secret-place"
+    own.mkdir()
+    hidden.mkdir()
+    (hidden / "private-target.onnx").write_bytes(b"not an onnx file")
+    (own / "mine.onnx").symlink_to(hidden / "private-target.onnx")
+    daemon_side = Colorizer(
+        colorizer.manifest, colorizer.engine, model_dirs=[own], any_model_path=False
+    )
+    with pytest.raises(ColorizeError) as refused:
+        daemon_side.colorize(gradient(), ColorizeOptions(model="mine"))
+    message = refused.value.message
+    assert "model mine cannot be loaded" in message
+    assert "secret-place" not in message and "private-target" not in message
+    assert str(tmp_path) not in message
+
+
+def test_an_ipc_socket_file_goes_with_its_daemon(test_manifest, tmp_path):
+    path = tmp_path / "colorize.sock"
+    daemon = start_daemon(f"ipc://{path}", test_manifest)
+    assert path.exists()
+    daemon.stop()
+    assert not path.exists()

@@ -7,6 +7,7 @@ back as they are, the CLI prints the message. Anything else is a bug: `internal`
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -26,6 +27,16 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     # Never sent by the daemon: a client's own verdict when nothing answers, or answers stop.
     UNREACHABLE = "unreachable"
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^/\\\s'\"<>|:]+){2,}[/\\]?")
+
+
+def without_paths(text: str) -> str:
+    """A message for a client: file-system paths (of models, links, the server's folders)
+    replaced, since a daemon's client learns nothing of its files."""
+    text = re.sub(r"\bfrom .+? failed", "from <file> failed", text)  # onnxruntime's loads
+    return _PATH.sub("<file>", text)
 
 
 class ColorizeError(Exception):

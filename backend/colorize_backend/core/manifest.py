@@ -13,7 +13,7 @@ from typing import Any
 
 from colorize_backend.core.adapters import Adapter, detect
 from colorize_backend.core.contract import ModelKind, kind_of_inputs
-from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.errors import ColorizeError, ErrorCode, without_paths
 
 MODELS_DIR = Path(str(importlib.resources.files("colorize_backend.models")))  # package data
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
@@ -100,7 +100,7 @@ class Manifest:
         if MODEL_NAME.fullmatch(name_or_path):
             for folder in model_dirs:
                 if (folder / f"{name_or_path}.onnx").is_file():
-                    return user_model((folder / f"{name_or_path}.onnx").resolve())
+                    return user_model((folder / f"{name_or_path}.onnx").resolve(), name_or_path)
         candidate = Path(name_or_path).expanduser()
         if candidate.suffix == ".onnx" and _allowed(candidate, None if any_path else model_dirs):
             return user_model(candidate.resolve())
@@ -214,29 +214,30 @@ def user_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
     return entries, problems
 
 
-def user_model(path: Path) -> ModelEntry:
-    """A user's own ONNX colorizer: its kind read from its input names (the contract), or an
-    adapter for a graph that takes a grey RGB image (see adapters.py)."""
+def user_model(path: Path, name: str | None = None) -> ModelEntry:
+    """A user's own ONNX colorizer, named `name` (default: its file's stem): its kind read
+    from its input names (the contract), or an adapter for a graph that takes a grey RGB
+    image (see adapters.py)."""
     import onnxruntime as ort
 
+    name = name or path.stem
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # not ONNX, or an operator this onnxruntime lacks
-        raise ManifestError(f"{path.name} cannot be loaded as an ONNX model: {exc}") from None
+        reason = without_paths(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise ManifestError(f"model {name} cannot be loaded as an ONNX model: {reason}") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     kind = kind_of_inputs(i.name for i in inputs)
     if kind is not None:
         described = f"your own {kind.value} model"
-        return ModelEntry(path.stem, path, kind, 256, 32, description=described)
+        return ModelEntry(name, path, kind, 256, 32, description=described)
     adapter = detect(inputs, outputs)
     if adapter is None:
         names = sorted(i.name for i in inputs)
         raise ManifestError(
-            f"{path.name}: inputs {names} follow neither the model contract nor a known "
+            f"model {name}: inputs {names} follow neither the model contract nor a known "
             "colorizer export (a grey RGB image in, a*b* or RGB out); see docs/models.md"
         )
     size = adapter.size[0] if adapter.size else 256
     described = f"your own model, through the {adapter.kind.value} adapter"
-    return ModelEntry(
-        path.stem, path, ModelKind.AUTO, size, 32, description=described, adapter=adapter
-    )
+    return ModelEntry(name, path, ModelKind.AUTO, size, 32, description=described, adapter=adapter)

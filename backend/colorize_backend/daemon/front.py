@@ -90,6 +90,12 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
+def remove_socket_file(endpoint: str) -> None:
+    """An ipc:// endpoint leaves its socket file behind when the socket closes: remove it."""
+    if endpoint.startswith("ipc://") and not endpoint.startswith("ipc://@"):  # @: abstract
+        Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)
+
+
 def split_envelope(frames: list) -> tuple[list, list]:
     """ROUTER frames → (routing envelope incl. empty delimiter if any, message body)."""
     if len(frames) > 1 and len(frames[1]) == 0:
@@ -201,6 +207,7 @@ class Daemon:
             if self.pool is not None:
                 self.pool.close()
             front.close()
+            remove_socket_file(self.config.endpoint)
             replies.close()
             if authenticator is not None:
                 authenticator.stop()

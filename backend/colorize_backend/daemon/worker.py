@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.errors import ColorizeError, ErrorCode, without_paths
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
 from colorize_backend.daemon.protocol import (
@@ -105,7 +105,7 @@ class JobRunner:
             return error_reply(exc.code, exc.message, request.request_id, "colorize"), []
         except Exception as exc:  # the daemon must outlive any failure of one request
             LOG.exception("request %s crashed", request.request_id)
-            message = f"{type(exc).__name__}: {str(exc)[:200]}"
+            message = without_paths(f"{type(exc).__name__}: {str(exc)[:200]}")
             return error_reply(ErrorCode.INTERNAL, message, request.request_id, "colorize"), []
         timings = {"queue": round(waited, 4), **result.timings.stages}
         self._log(request, result.model, result.provider, timings)
