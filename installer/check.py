@@ -67,6 +67,11 @@ def check(layout: Layout) -> int:
             if subprocess.run(command).returncode != 0:
                 problems.append(f"colorize-backend doctor reported problems for {endpoint}")
     problems += [p for p in map(plugin_problem, targets) if p]
+    if not targets:
+        problems.append(
+            "the plug-in is installed in no GIMP: install GIMP 3 (or 2.10) and re-run "
+            "python3 install.py, or pass --gimp-dir FOLDER"
+        )
     for major, plugins in plugin_folders([]):
         if str(plugins / plugin_name(major)) not in record["plugins"]:
             problems.append(

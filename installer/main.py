@@ -81,7 +81,10 @@ def install(layout: Layout, args: argparse.Namespace) -> int:
         result = smoke_test(layout, endpoint)
         write_record(layout, [], [str(result)], endpoint)
         say(f"done in {time.time() - started:.0f} s. Colorized sample: {result}")
-    say("In GIMP: Filters > Colorize > Auto Colorize… / Colorize from Reference…")
+    if plugins:
+        say("In GIMP: Filters > Colorize > Auto Colorize… / Colorize from Reference…")
+    else:
+        say("Without GIMP: colorize-backend colorize PHOTO -o RESULT (see README)")
     return 0
 
 

@@ -417,3 +417,26 @@ def test_an_ipc_socket_file_goes_with_its_daemon(test_manifest, tmp_path):
     assert path.exists()
     daemon.stop()
     assert not path.exists()
+
+
+# 12 ------------------------------------------------------------ diagnostics
+
+
+def test_bench_prints_a_table_for_people_and_json_for_machines(test_manifest):
+    quick = ["bench", "--megapixels", "0.05", "--repeat", "1", "--batch", "0"]
+    people = cli(test_manifest, *quick)
+    assert people.returncode == 0, people.stderr[-2000:]
+    assert "median ms" in people.stdout and "runtime check:" in people.stdout
+    machines = cli(test_manifest, *quick, "--json")
+    report = json.loads(machines.stdout)
+    assert report["photos"]["0.05MP"]["daemon_socket"]["median_ms"] > 0
+
+
+def test_doctor_lists_the_runtimes_in_the_engines_order(test_manifest):
+    from colorize_backend.core.engine import runtime_order
+
+    done = cli(test_manifest, "doctor", "--json")
+    texts = [check["text"] for check in json.loads(done.stdout)["checks"]]
+    line = next(t for t in texts if t.startswith("runtimes"))
+    assert line.endswith(", ".join(runtime_order()))
+    assert line.index("CPUExecutionProvider") == len(line) - len("CPUExecutionProvider")

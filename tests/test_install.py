@@ -261,3 +261,15 @@ def test_the_python_gimp_really_runs_is_the_one_beside_it(tmp_path, monkeypatch)
     interpreters.mkdir(parents=True)
     (interpreters / "pygimp.interp").write_text(f"python={sys.executable}\n")
     assert gimp_python_for(plugins) == [sys.executable]
+
+
+def test_without_gimp_the_installer_says_so_and_check_finds_the_missing_plugin(tmp_path):
+    home = tmp_path / "no-gimp-home"
+    home.mkdir()
+    endpoint = loopback_endpoint()
+    done = install(home, "--endpoint", endpoint, "--no-smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no GIMP found" in done.stdout and "In GIMP:" not in done.stdout
+    check = install(home, "--check")
+    assert check.returncode == 1 and "installed in no GIMP" in check.stdout
+    assert "everything looks fine" not in check.stdout

@@ -101,11 +101,41 @@ def network_times(entry: ModelEntry, threads: int, repeat: int) -> dict[str, Any
     w43, h43 = network_size(4000, 3000, entry.input_size, entry.multiple)
     shapes = [(entry.input_size, entry.input_size), (h43, w43), (512, 512)]
     report: dict[str, Any] = {}
-    for name, runner in runners.items():
-        for h, w in shapes:
-            inputs = example_inputs(entry.kind, h, w)
-            report[f"{name} {w}x{h}"] = spread(timed(lambda r=runner, i=inputs: r.run(i), repeat))
+    for h, w in shapes:  # the runtimes interleaved (A B A B): a busy moment slows both alike
+        inputs = example_inputs(entry.kind, h, w)
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for runner in runners.values():
+            runner.run(inputs)  # warm-up
+        for _ in range(repeat):
+            for name, runner in runners.items():
+                started = time.perf_counter()
+                runner.run(inputs)
+                times[name].append(time.perf_counter() - started)
+        for name, values in times.items():
+            report[f"{name} {w}x{h}"] = spread(values)
     return report
+
+
+def runtime_check(report: dict[str, Any], entry: ModelEntry) -> str:
+    """Whether the runtime the engine chose is the faster one in this run's own timings at
+    the model's working size (the choice is made once per model and machine, and cached)."""
+    size = f"{entry.input_size}x{entry.input_size}"
+    medians = {
+        name.split()[0]: row["median_ms"]
+        for name, row in report["network"].items()
+        if name.endswith(size)
+    }
+    if len(medians) < 2:
+        return "only one runtime here"
+    fastest = min(medians, key=medians.__getitem__)
+    chosen = "openvino-cpu" if report["runtime"].startswith("OpenVINO") else "onnxruntime-cpu"
+    if chosen == fastest or medians[chosen] <= 1.1 * medians[fastest]:
+        return f"{report['runtime']} is the faster here, or within 10 %"
+    return (
+        f"{report['runtime']} was chosen but {fastest} measured faster in this run "
+        f"({medians[fastest]} against {medians[chosen]} ms): delete the cached choice "
+        "(runtime-choices.json in the user cache folder) to have it measured again"
+    )
 
 
 class DaemonUnderTest:
@@ -234,6 +264,7 @@ def run_bench(colorizer: Colorizer, args: argparse.Namespace) -> dict:
         "network": network_times(entry, engine.threads, args.repeat),
         "photos": {},
     }
+    report["runtime_check"] = runtime_check(report, entry)
     with tempfile.TemporaryDirectory() as folder:
         daemon = DaemonUnderTest(Path(args.manifest), Path(folder) / "daemon.log")
         try:
@@ -249,8 +280,45 @@ def run_bench(colorizer: Colorizer, args: argparse.Namespace) -> dict:
     return report
 
 
-def write_report(report: dict, output: str | None) -> None:
+def write_report(report: dict, output: str | None, as_json: bool = False) -> None:
+    """The report as a table for people (or JSON with as_json); JSON into `output` too."""
     text = json.dumps(report, indent=2)
-    print(text)
+    print(text if as_json else table(report))
     if output:
         Path(output).write_text(text + "\n")
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report's figures as aligned lines: one per measured row, medians first."""
+    lines = [
+        f"colorize-backend {report['backend']} on {report['machine']['cpu']} "
+        f"({report['machine']['cores']} cores); model {report['model']} on "
+        f"{report['runtime']}, {report['threads']} threads, {report['repeat']} runs each",
+        f"runtime check: {report['runtime_check']}",
+        "",
+        f"{'what':<44}{'median ms':>10}{'min':>9}{'max':>9}  note",
+    ]
+
+    def row(name: str, values: dict[str, Any]) -> None:
+        note = f"{values['overhead_pct']:+.1f} % over direct" if "overhead_pct" in values else ""
+        lines.append(
+            f"{name:<44}{values['median_ms']:>10.1f}{values['min_ms']:>9.1f}"
+            f"{values['max_ms']:>9.1f}  {note}"
+        )
+
+    for name, values in report["network"].items():
+        row(f"network {name}", values)
+    for size, photo in report["photos"].items():
+        for name, values in photo.items():
+            if isinstance(values, dict):
+                row(f"{size} ({photo['size']}) {name}", values)
+            elif name.startswith("daemon_peak"):
+                lines.append(f"{size} {name:<40}{values:>10} bytes/pixel")
+    batch = report.get("cli_batch_1MP")
+    if batch:
+        lines.append(
+            f"CLI batch of {batch['photos']} 1-MP photos: {batch['photos_per_s']} photos/s, "
+            f"start-up {batch['start_up_s']} s, {batch['photos_per_s_after_start_up']} "
+            "photos/s after it"
+        )
+    return "\n".join(lines)

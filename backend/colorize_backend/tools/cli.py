@@ -132,7 +132,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from colorize_backend.tools.bench import run_bench, write_report
 
-    write_report(run_bench(make_colorizer(args), args), args.output)
+    write_report(run_bench(make_colorizer(args), args), args.output, args.json)
     return 0
 
 
@@ -286,6 +286,7 @@ def add_inspection_commands(sub) -> None:
     bench.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0, 48.0])
     bench.add_argument("--batch", type=int, default=60, help="1-MP photos for the CLI (0: skip)")
     bench.add_argument("--output", help="also write the JSON report here")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
     engine_options(bench)
     bench.set_defaults(func=cmd_bench)
 

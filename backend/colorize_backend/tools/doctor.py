@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colorize_backend import __version__
-from colorize_backend.core.engine import available_providers, openvino_available
+from colorize_backend.core.engine import available_providers, runtime_order
 from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.manifest import Manifest, ManifestError
 from colorize_backend.daemon.client import DaemonClient
@@ -67,8 +67,7 @@ def missing_cuda_libraries() -> list[str]:
 
 def check_runtimes(report: Report) -> None:
     providers = available_providers()
-    runtimes = providers + (["OpenVINO"] if openvino_available() else [])
-    report.add(True, f"runtimes, tried in this order: {', '.join(runtimes)}")
+    report.add(True, f"runtimes, tried in this order: {', '.join(runtime_order())}")
     if not has_nvidia_gpu():
         return
     if "CUDAExecutionProvider" not in providers:
