@@ -6,7 +6,10 @@ python benchmarks/reliability.py [--output FILE] [--megapixels 1 12 48]
 - the daemon's peak memory above its baseline for the thin strips of the issue
   (20000 x 50 and 100000 x 10 grey) and for grey photos of 1, 12 and 48 MP, read from
   outside the daemon: /proc/PID/clear_refs resets the peak, VmHWM reads it;
-- what the daemon still holds after the largest request.
+- what the daemon still holds after the largest request;
+- a crowd: 32 GIMP-like clients (the plug-in's own client, which retries `busy`) sending
+  20 requests of 1 MP each at once: how many succeed, latency p50/p99, how evenly the
+  clients are served, and the daemon's memory after.
 """
 
 from __future__ import annotations
@@ -121,18 +124,75 @@ def memory_figures(megapixels: list[float]) -> list[dict]:
         daemon.wait(30)
 
 
+def crowd(clients: int, requests: int, megapixels: float) -> dict:
+    """`clients` threads, each its own plug-in client, `requests` colorizations each, at once."""
+    width, height = int((megapixels * 1e6 * 4 / 3) ** 0.5), int((megapixels * 1e6 * 3 / 4) ** 0.5)
+    pixels = grey(width, height)
+    endpoint = free_endpoint()
+    daemon = start_daemon(endpoint)
+    latencies: list[float] = []
+    finished: list[float] = []
+    failures: list[str] = []
+    start = threading.Event()
+
+    def one_client() -> None:
+        client = Client(dict(DEFAULTS, endpoint=endpoint))
+        start.wait()
+        for _ in range(requests):
+            began = time.perf_counter()
+            try:
+                client.colorize(width, height, "gray", pixels)
+                client.release()
+                latencies.append(time.perf_counter() - began)
+            except BackendError as exc:
+                failures.append(exc.code)
+        finished.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=one_client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    start.set()
+    for thread in threads:
+        thread.join()
+    total = time.perf_counter() - started
+    time.sleep(2.0)  # the daemon hands freed memory back once idle
+    held = status_kb(daemon.pid, "VmRSS") / 1024
+    daemon.terminate()
+    daemon.wait(30)
+    ms = sorted(t * 1000 for t in latencies)
+    return {
+        "clients": clients,
+        "requests_each": requests,
+        "size": f"{width}x{height}",
+        "succeeded": len(latencies),
+        "failed": len(failures),
+        "failure_codes": sorted(set(failures)),
+        "seconds": round(total, 1),
+        "latency_ms": {
+            "p50": round(ms[len(ms) // 2], 1) if ms else None,
+            "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1) if ms else None,
+        },
+        "client_finish_s": {"first": round(min(finished), 1), "last": round(max(finished), 1)},
+        "daemon_rss_after_mb": round(held, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0, 48.0])
     parser.add_argument("--kill-runs", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--only-crowd", action="store_true")
     args = parser.parse_args()
-    kills = time_to_error_after_kill(args.kill_runs)
-    report = {
-        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
-        "kill_9_to_client_error_s": {"runs": kills, "median": statistics.median(kills)},
-        "memory": memory_figures(args.megapixels),
-    }
+    report: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}"}
+    if not args.only_crowd:
+        kills = time_to_error_after_kill(args.kill_runs)
+        report["kill_9_to_client_error_s"] = {"runs": kills, "median": statistics.median(kills)}
+        report["memory"] = memory_figures(args.megapixels)
+    report["crowd"] = crowd(args.clients, args.requests, 1.0)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
