@@ -7,6 +7,7 @@ the bundled photograph and checks the new layer's pixels.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from colorize_backend.core.color import lightness_from_u8, lightness_of, rgb_to_lab
 from colorize_backend.core.manifest import Manifest
+from PIL import Image
 
 from installer.layout import Layout
 from installer.plugins import install_plugins
@@ -58,6 +60,21 @@ def live_daemon(tmp_path_factory):
     daemon.stop()
 
 
+@contextlib.contextmanager
+def proc_in(chroot: Path):
+    """/proc inside the chroot, as a GIMP on the same machine sees it: the daemon's shared
+    buffers are opened through /proc/<daemon pid>/fd."""
+    inside = chroot / "proc"
+    mounted = subprocess.run(["mountpoint", "-q", str(inside)]).returncode == 0
+    if not mounted:
+        subprocess.run(["mount", "-t", "proc", "proc", str(inside)], check=True)
+    try:
+        yield
+    finally:
+        if not mounted:
+            subprocess.run(["umount", str(inside)], check=False)
+
+
 @pytest.fixture(scope="module")
 def installed(chroot, live_daemon):
     profile = chroot / GIMP_HOME.lstrip("/") / ".config/GIMP/3.0"
@@ -74,6 +91,7 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
     shutil.copy(REPO / "samples/sample.jpg", work / "photo.jpg")
     shutil.copy(REPO / "tests/gimp/drive_colorize.py", work / "drive.py")
     (work / "adobe.icc").write_bytes(imagecodecs.cms_profile("adobergb"))
+    Image.fromarray(colour_photo()).save(work / "colour.png")
     params = {
         "cases": cases,
         "hint_dots": HINT_DOTS,
@@ -86,7 +104,8 @@ def run_gimp(chroot: Path, cases: list[str], env: dict[str, str] | None = None) 
         f"{k}={v}" for k, v in (env or {}).items()
     ]
     started = time.perf_counter()
-    proc = run_in_chroot(chroot, environment)
+    with proc_in(chroot):
+        proc = run_in_chroot(chroot, environment)
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, f"GIMP failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     facts = json.loads((work / "facts.json").read_text())
@@ -116,6 +135,16 @@ def run_in_chroot(chroot: Path, environment: list[str]) -> subprocess.CompletedP
     )
 
 
+def colour_photo() -> np.ndarray:
+    """A colour "photo" to borrow from: warm at the top, green in the middle, blue below."""
+    rows = np.linspace(0, 1, 240)[:, None, None]
+    top, middle, bottom = np.array([220, 120, 60]), np.array([70, 160, 60]), np.array([50, 90, 200])
+    rgb = np.where(
+        rows < 0.5, top + (middle - top) * rows * 2, middle + (bottom - middle) * (rows - 0.5) * 2
+    )
+    return np.repeat(rgb, 320, axis=1).astype(np.uint8)
+
+
 def pixels(facts: dict, case: str, name: str) -> np.ndarray:
     layer = facts[case][name]
     raw = (Path(facts["_work"]) / f"{case}-{name.replace('_', '-')}.rgba").read_bytes()
@@ -124,7 +153,7 @@ def pixels(facts: dict, case: str, name: str) -> np.ndarray:
 
 CASES = [
     "auto", "reference", "grey_hints", "sixteen", "selection", "profile", "variants", "detail",
-    "all",
+    "all", "exemplar_other", "exemplar_in_grey",
 ]  # fmt: skip
 
 
@@ -143,7 +172,11 @@ def test_new_layer_above_source_with_same_geometry(gimp_run, case):
     assert result["name"] == source["name"] + " (colorized)"
     assert (result["width"], result["height"]) == (source["width"], source["height"])
     assert result["offsets"] == source["offsets"] == list(SOURCE_OFFSET)
-    assert facts["result_position"] == facts["source_position"] - 1  # directly above
+    above = 2 if case == "reference" else 1  # above the hint layer too, which lies above it
+    assert facts["result_position"] == facts["source_position"] - above
+    if case == "reference":
+        names = facts["layers_after"]
+        assert names.index(result["name"]) < names.index("hints")  # visible, not hidden
 
 
 @pytest.mark.parametrize("case", ["auto", "reference"])
@@ -178,6 +211,23 @@ def test_grey_hints_say_what_to_do_and_change_nothing(gimp_run):
     assert facts["base_type"] == facts["base_before"] == "gray"  # not even converted
     before = pixels(gimp_run, "grey_hints", "source_before")
     assert np.array_equal(before, pixels(gimp_run, "grey_hints", "source_after"))
+
+
+def test_an_exemplar_from_another_open_image_lends_its_colour(gimp_run):
+    facts = gimp_run["exemplar_other"]
+    assert facts["status"] == "success", facts["error"]
+    assert facts["other_image_layers"] == 1  # the exemplar's own image is left alone
+    result = pixels(gimp_run, "exemplar_other", "result")[..., :3]
+    before = pixels(gimp_run, "exemplar_other", "source_before")
+    assert np.array_equal(before, pixels(gimp_run, "exemplar_other", "source_after"))
+    assert colorfulness(result) > 5
+
+
+def test_an_exemplar_in_a_greyscale_image_says_why_and_what_to_do(gimp_run):
+    facts = gimp_run["exemplar_in_grey"]
+    assert facts["status"] == "execution-error"
+    assert "greyscale image" in facts["error"] and "File > Open" in facts["error"]
+    assert facts["layers_after"] == facts["layers_before"]
 
 
 def test_a_16_bit_image_gets_a_16_bit_result_that_keeps_its_lightness(gimp_run):

@@ -65,14 +65,26 @@ def _read_layer(layer, sample):
     return width, height, fmt, bytes(data), (off_x, off_y), sample
 
 
-def _insert_result(image, source, result, masked):
-    """A new layer above source holding one result; masked by the selection if asked."""
+def _position_above(image, source, reference):
+    """Where the result goes: directly above its source, and above the reference layer too
+    when that lies over the source in the same group (else it would hide the result)."""
+    position = image.get_item_position(source)
+    if reference is not None and reference.get_image().get_id() == image.get_id():
+        same_group = reference.get_parent() == source.get_parent()
+        if same_group:
+            position = min(position, image.get_item_position(reference))
+    return position
+
+
+def _insert_result(image, source, result, masked, reference=None):
+    """A new layer above source (and a reference over it) holding one result; masked by
+    the selection if asked."""
     name, fmt, sample, pixels = result
     width, height = source.get_width(), source.get_height()
     _, off_x, off_y = source.get_offsets()
     layer_type = Gimp.ImageType.RGBA_IMAGE if fmt == "rgba" else Gimp.ImageType.RGB_IMAGE
     layer = Gimp.Layer.new(image, name, width, height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+    image.insert_layer(layer, source.get_parent(), _position_above(image, source, reference))
     layer.set_offsets(off_x, off_y)
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(0, 0, width, height), _babl(fmt, sample), pixels)
@@ -83,14 +95,16 @@ def _insert_result(image, source, result, masked):
     return layer
 
 
-def _write_results(image, results):
+def _write_results(image, results, reference=None):
     """Every (source, result) of one image as new layers, in one undo step."""
     masked = not Gimp.Selection.is_empty(image)
     image.undo_group_start()
     try:
         if image.get_base_type() != Gimp.ImageBaseType.RGB:
             image.convert_rgb()  # a grayscale image cannot hold a colour layer
-        return [_insert_result(image, source, result, masked) for source, result in results]
+        return [
+            _insert_result(image, source, result, masked, reference) for source, result in results
+        ]
     finally:
         image.undo_group_end()
 
@@ -177,13 +191,26 @@ def _colorize_layer(client, layer, sample, variants, reference, progress, keep=F
     return results
 
 
-def _reference_of(config, sources, sample):
+def _reference_of(config, sources, image):
+    """The reference layer's pixels (or a message saying why it cannot serve). It may be a
+    layer of another open image (a colour photo opened on its own): it is then read at its
+    own image's precision and laid over the source's top-left corner."""
     reference = config.get_property("reference")
     if reference is None:
         return None, None
     if reference in sources:
         return None, _("The reference layer must be a different layer.")
-    return _read_layer(reference, sample), None
+    if reference.is_gray():
+        return None, _(
+            "The reference layer is in a greyscale image, so it has no colour. For an "
+            "exemplar, open the colour photo as its own image (File > Open) and choose its "
+            "layer as the reference; for painted hints, convert the image to RGB "
+            "(Image > Mode > RGB) before painting.")  # fmt: skip
+    own_image = reference.get_image()
+    width, height, fmt, data, offsets, sample = _read_layer(reference, _sample_of(own_image))
+    if own_image.get_id() != image.get_id():
+        offsets = sources[0].get_offsets()[1:]
+    return (width, height, fmt, data, offsets, sample), None
 
 
 def _colorize(procedure, run_mode, image, drawables, config, with_reference):
@@ -193,7 +220,7 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     sample = _sample_of(image)
-    reference, problem = _reference_of(config, [source], sample) if with_reference else (None, None)
+    reference, problem = _reference_of(config, [source], image) if with_reference else (None, None)
     if problem or (with_reference and reference is None):
         return _error(procedure, problem or _(
             "Choose a reference layer: a colour photo to borrow colours from, or a "
@@ -213,7 +240,8 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
             variants = _variants(settings, count, installed, default)
         show = _show_progress(0.8, 0.1)
         results = _colorize_layer(client, source, sample, variants, reference, show, count == 1)
-        _write_results(image, [(source, r) for r in results])
+        reference_layer = config.get_property("reference") if with_reference else None
+        _write_results(image, [(source, r) for r in results], reference_layer)
     except BackendError as exc:
         Gimp.progress_end()
         return _error(procedure, exc.message)
@@ -242,7 +270,7 @@ def _colorize_all(procedure, run_mode, image, drawables, config):
     images = Gimp.get_images() if config.get_property("scope") == "open" else [image]
     work = [(img, list(_layers_below(img.get_layers()))) for img in images]
     sources = [layer for _img, layers in work for layer in layers]
-    reference, problem = _reference_of(config, sources, _sample_of(image))
+    reference, problem = _reference_of(config, sources, image)
     if problem:
         return _error(procedure, problem)
     settings = _settings(config, reference is not None)
@@ -265,7 +293,7 @@ def _colorize_all(procedure, run_mode, image, drawables, config):
                 results += [(layer, r) for r in _colorize_layer(
                     client, layer, sample, [(settings, "")], reference, show)]  # fmt: skip
                 done += 1
-            _write_results(img, results)
+            _write_results(img, results, config.get_property("reference"))
         except BackendError as exc:  # this image stays as it was; the others go on
             failures.append("%s: %s" % (img.get_name(), exc.message))
     Gimp.progress_end()
@@ -294,10 +322,24 @@ def _choice(entries):
     return choice
 
 
+def _default_label(models, default, with_reference):
+    """What "Default" will run: with a reference, the model trained for its kind when one is
+    installed (the daemon picks it), else the automatic default steered by the reference."""
+    if not with_reference:
+        return _("Default (%s)") % (default or "?")
+    guided = {}
+    for model in models:
+        guided.setdefault(model.get("kind"), model["name"])
+    exemplar = guided.get("exemplar") or _("%s, steered") % (default or "?")
+    hints = guided.get("hint") or _("%s + painted colour spread along edges") % (default or "?")
+    return _("Default (exemplar: %s; hints: %s)") % (exemplar, hints)
+
+
 def _model_choice(models, default, with_reference):
     """The installed models (as install.py recorded them), the default one first; guided
     models (exemplar, hint) only where there is a reference to guide them."""
-    entries = [("default", _("Default (%s)") % (default or "?"), _("The recommended model"))]
+    label = _default_label(models, default, with_reference)
+    entries = [("default", label, _("The recommended model for what the reference is"))]
     for model in models:
         if model.get("kind") != "auto" and not with_reference:
             continue

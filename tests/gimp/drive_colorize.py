@@ -13,6 +13,7 @@ WORK = "/tmp/colorize-e2e"
 with open(WORK + "/params.json") as fh:
     PARAMS = json.load(fh)
 facts = {}
+OTHERS = []  # images a case opened besides the photo
 
 
 def dump(layer, name):
@@ -68,7 +69,7 @@ def run(proc_name, image, source, reference=None, **settings):
     cfg.set_core_object_array("drawables", [source])
     if reference is not None:
         cfg.set_property("reference", reference)
-        cfg.set_property("reference-mode", "hints")
+        cfg.set_property("reference-mode", settings.pop("reference-mode", "hints"))
     for name, value in settings.items():
         cfg.set_property(name, value)
     result = proc.run(cfg)
@@ -121,6 +122,16 @@ def prepare(case, image, source):
         return "plug-in-colorize-reference", hint_layer(image, source), {}
     if case == "grey_hints":
         return "plug-in-colorize-reference", hint_layer(image, source, rgb=False), {}
+    if case == "exemplar_other":  # a colour photo opened as its own image
+        other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE,
+                               Gio.File.new_for_path(WORK + "/colour.png"))  # fmt: skip
+        OTHERS.append(other)
+        return "plug-in-colorize-reference", other.get_layers()[0], {"reference-mode": "exemplar"}
+    if case == "exemplar_in_grey":  # an "exemplar" pasted into the greyscale photo
+        pasted = source.copy()
+        image.insert_layer(pasted, None, 0)
+        pasted.set_name("pasted exemplar")
+        return "plug-in-colorize-reference", pasted, {"reference-mode": "exemplar"}
     if case == "sixteen":
         sixteen_bit(image, source)
     elif case == "selection":
@@ -188,6 +199,9 @@ for case in PARAMS["cases"]:
     facts[case] = record(case, image, source, run(proc, image, source, reference, **settings))
     facts[case].update(source_before=before, layers_before=names_before, base_before=base_before)
     image.delete()
+    while OTHERS:
+        facts[case]["other_image_layers"] = len(OTHERS[-1].get_layers())
+        OTHERS.pop().delete()
 
 with open(WORK + "/facts.json", "w") as fh:
     json.dump(facts, fh, indent=1)
