@@ -72,7 +72,13 @@ class Guard:
         event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
         fd = int(event["value"])
         if event["event"] == zmq.EVENT_ACCEPTED:
-            self.connections[fd] = Connection(time.monotonic())
+            now = time.monotonic()
+            known = self.connections.get(fd)
+            # This event is read after the front socket's messages, so the connection's first
+            # message may already have recorded it: keep that record (not an older one of a
+            # closed connection whose descriptor was reused).
+            if known is None or known.last_message is None or now - known.last_message > 1.0:
+                self.connections[fd] = Connection(now)
             if len(self.connections) > self.max_connections:
                 self._shed_idle()
             return set()
@@ -98,9 +104,10 @@ class Guard:
             fd = frame.get(zmq.SRCFD)
         except zmq.ZMQError:
             return
-        if fd in self.connections:
-            self.connections[fd].last_message = time.monotonic()
-            self.connections[fd].peers.add(peer)
+        now = time.monotonic()
+        connection = self.connections.setdefault(fd, Connection(now))
+        connection.last_message = now
+        connection.peers.add(peer)
 
     def tick(self, explained: int, waiting: set[bytes]) -> None:
         """Check the memory bound; `explained` is what jobs and leased buffers account for,

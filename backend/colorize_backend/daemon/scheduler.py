@@ -72,6 +72,7 @@ class Scheduler:
         self.limits = limits
         self._queues: OrderedDict[bytes, deque[Job]] = OrderedDict()  # per peer, in turn order
         self._jobs: dict[tuple[bytes, str], Job] = {}
+        self._ended: dict[bytes, float] = {}  # when each client's last job ended
         self._ready = threading.Condition()
         self._closed = False
 
@@ -91,10 +92,13 @@ class Scheduler:
         with self._ready:
             return sum(job.working_bytes() for job in self._jobs.values())
 
-    def peers(self) -> set[bytes]:
-        """The clients with a job queued or running (waiting for a reply)."""
+    def peers(self, grace_s: float = 5.0) -> set[bytes]:
+        """The clients waiting for a reply: with a job queued or running, or one that ended
+        less than grace_s ago (its reply may still be on its way to the client)."""
+        now = time.monotonic()
         with self._ready:
-            return {peer for peer, _ in self._jobs}
+            self._ended = {p: t for p, t in self._ended.items() if now - t < grace_s}
+            return {peer for peer, _ in self._jobs} | set(self._ended)
 
     def submit(self, job: Job) -> None:
         """Queue a job or refuse it (busy, or a duplicate id of the same client)."""
@@ -137,6 +141,7 @@ class Scheduler:
     def finish(self, job: Job) -> None:
         with self._ready:
             self._jobs.pop(job.key, None)
+            self._ended[job.peer] = time.monotonic()
 
     def cancel(self, peer: bytes, request_id: str) -> Job | None:
         """Cancel a client's job; returns it if it existed. A queued job is dropped here (the
