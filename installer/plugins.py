@@ -42,7 +42,7 @@ def installed_models(layout: Layout) -> tuple[list[dict], str | None]:
     and the user's own in ~/.local/share/gimp-colorize/models: those by path), and the
     default; asked of the backend itself, so that the GIMP list is what the daemon serves."""
     listed = subprocess.run(
-        [str(layout.python), "-m", "colorize_backend.tools.cli", "models", "--json"],
+        [str(layout.python), "-m", "colorize_backend.tools.cli", "models", "--json", "--verify"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if listed.returncode != 0:

@@ -81,7 +81,7 @@ def test_unreadable_file_fails_that_file_only(test_manifest, tmp_path):
 
 
 def test_models_lists_kind_size_and_provider(test_manifest):
-    done = cli(test_manifest, "models", "--json")
+    done = cli(test_manifest, "models", "--json", "--verify")
     assert done.returncode == 0, done.stderr
     (entry,) = json.loads(done.stdout)
     assert entry["name"] == "linear" and entry["default"] and entry["kind"] == "auto"

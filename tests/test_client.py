@@ -132,8 +132,25 @@ def test_ensure_daemon_starts_it_from_the_launcher(test_manifest, tmp_path):
     messages = []
     hello = client.ensure_daemon(progress=messages.append)
     try:
-        assert hello["models"] == ["linear"] and messages == ["Starting the colorize backend..."]
+        assert hello["models"] == ["linear"] and messages == ["Starting the colorizer..."]
         assert "serving on " + endpoint in (tmp_path / "d.log").read_text()
+    finally:
+        stop_pid(hello["pid"])
+
+
+def test_wake_starts_the_daemon_without_waiting_and_only_once(test_manifest, tmp_path):
+    """As a dialog opens, the daemon starts in the background; OK then finds it warm."""
+    endpoint = loopback_endpoint()
+    launcher = launcher_for(test_manifest, endpoint) + ["--log-file", str(tmp_path / "d.log")]
+    client = client_for(endpoint, launcher=launcher, log_file=str(tmp_path / "d.log"))
+    started = time.monotonic()
+    client.wake()
+    assert time.monotonic() - started < 2.0 and client.daemon is not None  # did not wait
+    launched = client.daemon.pid
+    client.wake()  # a second dialog opening: nothing started twice
+    hello = client.ensure_daemon()
+    try:
+        assert hello["pid"] == launched
     finally:
         stop_pid(hello["pid"])
 

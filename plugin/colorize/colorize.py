@@ -213,10 +213,21 @@ def _reference_of(config, sources, image):
     return (width, height, fmt, data, offsets, sample), None
 
 
+def _woken_client():
+    """A client whose daemon is starting while the dialog is open (None if it cannot be)."""
+    try:
+        client = Client()
+        client.wake()
+        return client
+    except BackendError:
+        return None  # the reason is given when the colorization needs the daemon
+
+
 def _colorize(procedure, run_mode, image, drawables, config, with_reference):
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
         return _error(procedure, _("Select exactly one layer to colorize."))
     source = drawables[0]
+    client = _woken_client() if run_mode == Gimp.RunMode.INTERACTIVE else None
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     sample = _sample_of(image)
@@ -227,9 +238,8 @@ def _colorize(procedure, run_mode, image, drawables, config, with_reference):
             "transparent layer with painted colour hints."))  # fmt: skip
     count = 1 if with_reference else config.get_property("variants")
     Gimp.progress_init(_("Colorizing %s") % source.get_name())
-    client = None
     try:
-        client = Client()
+        client = client or Client()
         client.ensure_daemon(progress=Gimp.progress_set_text)
         settings = _settings(config, with_reference)
         variants = [(settings, "")]
@@ -265,6 +275,7 @@ def _layers_below(container):
 
 
 def _colorize_all(procedure, run_mode, image, drawables, config):
+    woken = _woken_client() if run_mode == Gimp.RunMode.INTERACTIVE else None
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     images = Gimp.get_images() if config.get_property("scope") == "open" else [image]
@@ -277,7 +288,7 @@ def _colorize_all(procedure, run_mode, image, drawables, config):
     failures = []
     Gimp.progress_init(_("Colorizing %d layers") % len(sources))
     try:
-        client = Client()
+        client = woken or Client()
         client.ensure_daemon(progress=Gimp.progress_set_text)
     except BackendError as exc:
         Gimp.progress_end()

@@ -41,6 +41,7 @@ REFERENCE_MODES = ("detect", "exemplar", "hints")  # how to read the reference l
 # The user's settings on the wire (the backend's core.options.ColorizeOptions): a new setting
 # is a new name here, in the backend's options and protocol, and in the dialogs.
 OPTION_NAMES = ("model", "strength", "saturation", "detail_size", "reference_mode")
+WAKE_HELLO_S = 0.3  # a running daemon on this machine answers hello within milliseconds
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.
 DEFAULTS = {
@@ -218,10 +219,24 @@ class Client(object):
                 "identity",
             )
 
-    def ensure_daemon(self, progress=None):
-        """Return the hello reply, starting the daemon from the launcher when it is down."""
+    def wake(self):
+        """Start the daemon now when it is not running, without waiting for it: called as a
+        dialog opens, so that the model is warm by the time the user clicks OK."""
         try:
-            return self.hello()
+            self.hello(timeout_s=WAKE_HELLO_S)
+        except BackendError as exc:
+            launcher = self.config.get("launcher")
+            if exc.code == "timeout" and launcher and self.daemon is None:
+                try:
+                    self.daemon = start_daemon(launcher, self.config.get("log_file"))
+                except BackendError:
+                    pass  # said again, with its reason, when the colorization needs it
+
+    def ensure_daemon(self, progress=None):
+        """Return the hello reply, starting the daemon from the launcher when it is down (or
+        waiting for the one wake() started)."""
+        try:
+            return self.hello(timeout_s=WAKE_HELLO_S if self.daemon is not None else None)
         except BackendError as exc:
             if exc.code != "timeout":
                 raise
@@ -233,8 +248,9 @@ class Client(object):
                 "unreachable",
             )
         if progress:
-            progress("Starting the colorize backend...")
-        self.daemon = start_daemon(launcher, self.config.get("log_file"))
+            progress("Starting the colorizer...")
+        if self.daemon is None or self.daemon.poll() is not None:
+            self.daemon = start_daemon(launcher, self.config.get("log_file"))
         deadline = time.time() + self.config["start_timeout_s"]
         while time.time() < deadline:
             if self.daemon.poll() is not None:

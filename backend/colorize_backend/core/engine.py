@@ -38,6 +38,7 @@ except ModuleNotFoundError as missing:  # installed without its runtime extra
         name="onnxruntime",
     ) from missing
 
+from colorize_backend.core.compile_cache import openvino_core, ort_session
 from colorize_backend.core.contract import LIGHTNESS, OUTPUT, example_inputs
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.manifest import ModelEntry
@@ -75,11 +76,9 @@ def runtime_order(openvino: str = "auto") -> list[str]:
 
 
 def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None  # found, not imported (slow)
 
 
 class Runner(Protocol):
@@ -95,7 +94,7 @@ class OrtRunner:
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(entry.path), options, providers=providers)
+        self.session = ort_session(entry, options, providers)
         self.provider = self.session.get_providers()[0]
         self.input_names = {i.name for i in self.session.get_inputs()}
         names = [o.name for o in self.session.get_outputs()]
@@ -117,10 +116,8 @@ class OpenVinoRunner:
     provider = OPENVINO
 
     def __init__(self, entry: ModelEntry, threads: int):
-        import openvino as ov
-
         settings = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-        self.compiled = ov.Core().compile_model(str(entry.path), "CPU", settings)
+        self.compiled = openvino_core().compile_model(str(entry.path), "CPU", settings)
         self.input_names = {port.get_any_name() for port in self.compiled.inputs}
         self._lock = threading.Lock()  # one inference request at a time per model
 

@@ -203,10 +203,15 @@ def entry_from_dict(raw: dict[str, Any], base: Path) -> ModelEntry:
         raise ManifestError(f"manifest entry {raw!r} lacks {exc}") from None
 
 
+def user_model_files(folder: Path) -> list[Path]:
+    """The .onnx files a user put in a folder (not opened)."""
+    return sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+
+
 def user_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
     """The ONNX colorizers a user put in a folder, and why any of them cannot be used."""
     entries, problems = [], []
-    for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+    for path in user_model_files(folder):
         try:
             entries.append(user_model(path.resolve()))
         except ManifestError as exc:

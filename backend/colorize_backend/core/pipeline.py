@@ -109,6 +109,13 @@ class Colorizer:
         timings.add("postprocess", started)
         return Result(out, entry.name, self.engine.provider_of(entry), timings)
 
+    def warm_up(self) -> None:
+        """Load the default model (its runtime, compiled or from the cache) and run it once on
+        a small grey image: what the first real photo would otherwise wait for."""
+        entry = self.choose_model(None, None)
+        side = entry.input_size
+        self.colorize(np.full((side, side, 1), 128, np.uint8))
+
     def choose_model(self, model: str | None, wanted: ModelKind | None) -> ModelEntry:
         """The model that serves a request: the one named, else the manifest's model for the
         reference kind (exemplar or hint) if it ships one, else the default auto model."""

@@ -3,9 +3,10 @@
 The network sees only a small lightness image; the result is full resolution
 because the predicted chroma is upsampled and joined with the source's own
 full-resolution lightness. No full-resolution intermediate is ever built: 8-bit images
-go through the compiled kernels (colorize_backend.core.kernels), 16-bit and float ones
-through numpy in horizontal bands, so memory beyond the input and output buffers stays
-small for large photos.
+go through the compiled kernels (core.kernels, through core.compiled), 16-bit and float
+ones through numpy in horizontal bands, so memory beyond the input and output buffers
+stays small for large photos. While the kernels still load in the background, 8-bit
+images take the numpy path too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from colorize_backend.core import kernels
+from colorize_backend.core import compiled
 from colorize_backend.core.color import lab_to_pixels, lightness_of
 from colorize_backend.core.contract import network_size
 from colorize_backend.core.hints import Hints
@@ -81,7 +82,8 @@ def network_lightness(
     """
     height, width = pixels.shape[:2]
     w, h = network_size(width, height, short_side, multiple)
-    if pixels.dtype != np.uint8:
+    kernels = compiled.kernels() if pixels.dtype == np.uint8 else None
+    if kernels is None:
         return resize_plane(full_lightness(pixels), w, h)[None, None]
     box = max(1, min(height // (oversample * h), width // (oversample * w)))
     reduced = kernels.box_lightness(colour_channels(pixels), box, box)
@@ -113,7 +115,8 @@ def compose(
     if out is None:
         channels = 4 if alpha_channel(pixels) is not None else 3
         out = np.empty((height, width, channels), dtype=pixels.dtype)
-    if pixels.dtype == np.uint8:
+    kernels = compiled.kernels() if pixels.dtype == np.uint8 else None
+    if kernels is not None:
         hint_ab, hint_mask = (exact.ab, exact.mask) if exact is not None else (None, None)
         kernels.compose_u8(pixels, ab_small, chroma_gain, hint_ab, hint_mask, out)
     else:

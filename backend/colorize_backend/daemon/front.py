@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import zmq
 
 from colorize_backend import __version__
-from colorize_backend.core import kernels
+from colorize_backend.core import compiled
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon import memory, shm
@@ -181,7 +181,10 @@ class Daemon:
         return front, authenticator
 
     def serve_forever(self) -> None:
-        kernels.warm_up()  # compiled (or loaded from numba's cache) before the first request
+        # Warm up in the background while already answering hello: the compiled kernels
+        # (requests meanwhile take the numpy path) and the default model's session.
+        compiled.load_in_background()
+        threading.Thread(target=self._warm_default_model, name="colorize-warm", daemon=True).start()
         front, authenticator = self._bind_front()
         guard = Guard(
             front, self.config.max_connections, self.config.memory_budget, self.config.stall_s
@@ -346,6 +349,13 @@ class Daemon:
             self.colorizer.engine.providers,
             self.pool is not None,
         )
+
+    def _warm_default_model(self) -> None:
+        """Load the default model and run it once, so that the first photo does not wait."""
+        try:
+            self.colorizer.warm_up()
+        except Exception:  # a broken model is reported when a request needs it
+            LOG.exception("warming up the default model failed")
 
     def _model_listing(self) -> list[dict[str, Any]]:
         """The models clients may name (the manifest's and the user's own), as the wire lists

@@ -7,22 +7,23 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colorize_backend import __version__
 from colorize_backend.core.contract import ReferenceMode
-from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
-from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, ModelEntry
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, ModelEntry, user_model_files
 from colorize_backend.core.options import (
     DETAIL_SIZE_RANGE,
     SATURATION_RANGE,
     STRENGTH_RANGE,
     ColorizeOptions,
 )
-from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon.lifecycle import user_models_dir
 from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from colorize_backend.core.pipeline import Colorizer
 
 LOG = logging.getLogger("colorize")
 
@@ -30,6 +31,9 @@ LOG = logging.getLogger("colorize")
 def make_colorizer(
     args: argparse.Namespace, daemon_model_dirs: list[Path] | None = None
 ) -> Colorizer:
+    from colorize_backend.core.engine import Engine  # the runtimes: only where they run
+    from colorize_backend.core.pipeline import Colorizer
+
     """The colorizer a command uses; a daemon's finds models in daemon_model_dirs only, the
     command line's the user's own by name and any file by path."""
     manifest = Manifest.load(Path(args.manifest))
@@ -59,9 +63,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    from colorize_backend.core import compiled
     from colorize_backend.core.reference import Reference
     from colorize_backend.tools import batch
     from colorize_backend.tools.images import WriteOptions, expand_inputs, read_photo
+
+    compiled.load_in_background()  # the first photos take the numpy path meanwhile
 
     colorizer = make_colorizer(args)
     inputs = expand_inputs(args.inputs)
@@ -90,9 +97,17 @@ def colorize_options(args: argparse.Namespace) -> ColorizeOptions:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    colorizer = make_colorizer(args)
-    entries, problems = colorizer.manifest.catalogue(colorizer.model_dirs)
-    rows = [model_row(colorizer, entry) for entry in entries]
+    if args.verify:  # every model loaded: its kind, where it runs here, its checksum
+        colorizer = make_colorizer(args)
+        entries, problems = colorizer.manifest.catalogue(colorizer.model_dirs)
+        for entry in entries:
+            colorizer.manifest.check(entry)
+        rows = [model_row(colorizer, entry) for entry in entries]
+    else:  # the manifest and the user's folder as they are: nothing loaded, nothing compiled
+        manifest = Manifest.load(Path(args.manifest))
+        rows = [dict(manifest.describe(e), runtime=None) for e in manifest.entries.values()]
+        rows += [unchecked_row(path) for path in user_model_files(user_models_dir())]
+        problems = []
     for problem in problems:
         LOG.warning("%s", problem)
     if args.json:
@@ -102,9 +117,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         (
             ("*" if r["default"] else " ") + str(r["name"]),
             str(r["kind"]),
-            f"{r['input_size']}px",
+            f"{r['input_size']}px" if r["input_size"] else "?",
             f"{r['size_mb']} MB" if r["size_mb"] is not None else "missing",
-            str(r["runtime"] or "-"),
+            str(r["runtime"] or "not yet checked"),
             str(r.get("path") or r["description"]),
         )
         for r in rows
@@ -113,6 +128,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)), row[5])
     return 0
+
+
+def unchecked_row(path: Path) -> dict[str, Any]:
+    """A user's model file, not yet loaded (`models --verify` tells its kind)."""
+    size = round(path.stat().st_size / 1e6, 1)
+    return {"name": path.stem, "default": False, "kind": "?", "input_size": None,
+            "size_mb": size, "description": "your own model", "path": str(path),
+            "runtime": None}  # fmt: skip
 
 
 def model_row(colorizer: Colorizer, entry: ModelEntry) -> dict[str, Any]:
@@ -272,6 +295,11 @@ def add_colorize_command(sub) -> None:
 def add_inspection_commands(sub) -> None:
     models = sub.add_parser("models", help="list installed models")
     models.add_argument("--json", action="store_true")
+    models.add_argument(
+        "--verify",
+        action="store_true",
+        help="load every model: its kind, checksum and the runtime it gets here",
+    )
     engine_options(models)
     models.set_defaults(func=cmd_models)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib
+import importlib.metadata
+import importlib.util
 import json
 import platform
 import shutil
@@ -88,12 +89,19 @@ def check_runtimes(report: Report) -> None:
 
 
 def check_modules(report: Report) -> None:
+    """Each module the backend needs is installed, with its version (found, not imported:
+    importing numba or scipy alone would take longer than the whole diagnosis)."""
+    distributions = importlib.metadata.packages_distributions()
     for module in ("numpy", "PIL", "zmq", "onnxruntime", "scipy", "numba", "imagecodecs"):
+        if importlib.util.find_spec(module) is None:
+            report.add(False, f"{module} is not installed: re-run install.py")
+            continue
+        names = distributions.get(module, [module])
         try:
-            version = getattr(importlib.import_module(module), "__version__", "?")
-            report.add(True, f"{module} {version}")
-        except ImportError as exc:
-            report.add(False, f"{module} is not importable: {exc}")
+            version = importlib.metadata.version(names[0])
+        except importlib.metadata.PackageNotFoundError:
+            version = "?"
+        report.add(True, f"{module} {version}")
 
 
 def check_models(report: Report, manifest_path: Path) -> None:
