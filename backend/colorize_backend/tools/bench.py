@@ -42,6 +42,7 @@ from colorize_backend.core.engine import (
 from colorize_backend.core.manifest import ModelEntry
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon.front import TRIM_AFTER_S
+from colorize_backend.tools.cold_start import cold_start_rows
 
 PLUGIN_CLIENT = Path(__file__).resolve().parents[3] / "plugin" / "colorize"  # in a checkout
 
@@ -277,7 +278,43 @@ def run_bench(colorizer: Colorizer, args: argparse.Namespace) -> dict:
             daemon.stop()
     if args.batch:
         report["cli_batch_1MP"] = cli_batch(Path(args.manifest), args.batch)
+    if args.cold:
+        photo = synthetic_photo(1.0)
+        report["cold_start"] = cold_start_rows(Path(args.manifest), photo, args.cold)
+    yardstick = eccv16_ms(engine.threads, args.repeat)
+    if yardstick:
+        report["eccv16_like_256_ms"] = yardstick
+        report["ratios_to_eccv16"] = ratios(report, yardstick)
     return report
+
+
+def eccv16_ms(threads: int, repeat: int) -> float | None:
+    """Median ms of one pass of the ECCV16-shaped yardstick at 256² (onnxruntime, CPU)."""
+    try:
+        from colorize_backend.tools.yardstick import write_eccv16_like
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = write_eccv16_like(Path(folder) / "eccv16-like.onnx")
+        except ImportError:  # the onnx package (a development dependency) is missing
+            return None
+        entry = ModelEntry("eccv16-like", path, ModelKind.AUTO, 256)
+        runner = OrtRunner(entry, ["CPUExecutionProvider"], threads)
+        inputs = example_inputs(ModelKind.AUTO, 256, 256)
+        return spread(timed(lambda: runner.run(inputs), max(repeat, 3)))["median_ms"]
+
+
+def ratios(report: dict[str, Any], eccv16: float) -> dict[str, float]:
+    """The speed targets' measures as fractions of one yardstick pass."""
+    found = {}
+    one_mp = report["photos"].get("1MP")
+    if one_mp:
+        found["daemon_1MP_shared_memory"] = one_mp["daemon_shared_memory"]["median_ms"] / eccv16
+    batch = report.get("cli_batch_1MP")
+    if batch:
+        found["cli_batch_per_photo"] = 1000 * batch["seconds"] / batch["photos"] / eccv16
+    return {name: round(value, 3) for name, value in found.items()}
 
 
 def write_report(report: dict, output: str | None, as_json: bool = False) -> None:
@@ -314,6 +351,12 @@ def table(report: dict[str, Any]) -> str:
                 row(f"{size} ({photo['size']}) {name}", values)
             elif name.startswith("daemon_peak"):
                 lines.append(f"{size} {name:<40}{values:>10} bytes/pixel")
+    for name, cold in report.get("cold_start", {}).items():
+        lines.append(f"cold start: {name:<44}{cold['median_s']:>7.2f} s (median)")
+    if "eccv16_like_256_ms" in report:
+        lines.append(f"yardstick: ECCV16-shaped network at 256²: {report['eccv16_like_256_ms']} ms")
+        for name, ratio in report["ratios_to_eccv16"].items():
+            lines.append(f"  {name}: {ratio:.3f} of one yardstick pass")
     batch = report.get("cli_batch_1MP")
     if batch:
         lines.append(

@@ -315,6 +315,9 @@ def add_inspection_commands(sub) -> None:
     bench.add_argument("--batch", type=int, default=60, help="1-MP photos for the CLI (0: skip)")
     bench.add_argument("--output", help="also write the JSON report here")
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--cold", type=int, default=3, help="rounds of the cold-start rows (0: skip them)"
+    )
     engine_options(bench)
     bench.set_defaults(func=cmd_bench)
 
