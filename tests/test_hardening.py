@@ -423,7 +423,7 @@ def test_an_ipc_socket_file_goes_with_its_daemon(test_manifest, tmp_path):
 
 
 def test_bench_prints_a_table_for_people_and_json_for_machines(test_manifest):
-    quick = ["bench", "--megapixels", "0.05", "--repeat", "1", "--batch", "0"]
+    quick = ["bench", "--megapixels", "0.05", "--repeat", "1", "--batch", "0", "--cold", "0"]
     people = cli(test_manifest, *quick)
     assert people.returncode == 0, people.stderr[-2000:]
     assert "median ms" in people.stdout and "runtime check:" in people.stdout
