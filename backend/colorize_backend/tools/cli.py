@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,20 +69,38 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorize_backend.tools import batch
     from colorize_backend.tools.images import WriteOptions, expand_inputs, read_photo
 
-    compiled.load_in_background()  # the first photos take the numpy path meanwhile
-
-    colorizer = make_colorizer(args)
     inputs = expand_inputs(args.inputs)
     tasks = batch.plan(args.inputs, inputs, Path(args.output), f".{args.format}")
     summary = batch.Summary()
     tasks = batch.keep_safe(tasks, args.overwrite, summary)
     reference = None
     if args.reference or args.hints:
-        reference = Reference(read_photo(Path(args.hints or args.reference)).pixels)
+        reference = read_photo(Path(args.hints or args.reference)).pixels
     write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
-    colorize = batch.colorize_photos(colorizer, colorize_options(args), reference)
+    if args.cluster:
+        return colorize_on_cluster(args, tasks, summary, write, reference, len(inputs))
+    compiled.load_in_background()  # the first photos take the numpy path meanwhile
+    colorizer = make_colorizer(args)
+    steering = Reference(reference) if reference is not None else None
+    colorize = batch.colorize_photos(colorizer, colorize_options(args), steering)
     batch.run(tasks, colorize, write, summary)
     return batch.report(summary, len(inputs))
+
+
+def colorize_on_cluster(args, tasks, summary, write, reference, total: int) -> int:
+    """The batch on a Dask cluster (tools.cluster); the same summary, and who did what."""
+    from colorize_backend.tools import batch, cluster
+
+    workers = cluster.local_workers(args.cluster)
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers else None)
+    manifest = None if Path(args.manifest) == MANIFEST_PATH else str(Path(args.manifest).resolve())
+    engine = cluster.EngineSettings(args.cpu, threads, args.runtime, manifest)
+    job = cluster.ClusterJob(colorize_options(args), write, reference)
+    report = cluster.run(tasks, args.cluster, job, engine, summary, args.transfer)
+    status = batch.report(summary, total)
+    for line in cluster.describe(report, summary):
+        print(line, file=sys.stderr)
+    return status
 
 
 def colorize_options(args: argparse.Namespace) -> ColorizeOptions:
@@ -287,6 +306,18 @@ def add_colorize_command(sub) -> None:
     colorize.add_argument("--quality", type=number_in(1, 100, int), default=92, help="JPEG/WebP")
     colorize.add_argument(
         "--overwrite", action="store_true", help="replace existing results (never an input)"
+    )
+    colorize.add_argument(
+        "--cluster",
+        help="run on a Dask cluster: tcp://HOST:8786 (a `dask scheduler`), or local:N worker "
+        "processes here (needs the `dask` extra)",
+    )
+    colorize.add_argument(
+        "--transfer",
+        choices=("auto", "paths", "bytes"),
+        default="auto",
+        help="with --cluster: workers read and write the files themselves (paths, when they "
+        "all see them) or the photos travel as bytes; auto checks",
     )
     engine_options(colorize)
     colorize.set_defaults(func=cmd_colorize)

@@ -59,9 +59,16 @@ class WriteOptions:
 def read_photo(path: Path, max_pixels: int = 400_000_000) -> Photo:
     """Decode an image file into a Photo; a clear ColorizeError for anything unusable,
     refused from its header when decoding and colorizing it would not fit in memory."""
-    name = Path(path).name
     try:
         data = Path(path).read_bytes()
+    except OSError as exc:
+        raise refused(f"{Path(path).name} cannot be read: {_reason(exc)}") from None
+    return decode_photo(Path(path).name, data, max_pixels)
+
+
+def decode_photo(name: str, data: bytes, max_pixels: int = 400_000_000) -> Photo:
+    """An image file's bytes (named `name` in messages) decoded into a Photo."""
+    try:
         if not data:
             raise refused(f"{name} is empty (0 bytes): not an image")
         try:

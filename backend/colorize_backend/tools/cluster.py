@@ -1,0 +1,320 @@
+"""`colorize-backend colorize SRC -o DST --cluster ADDRESS`: a collection on a Dask cluster.
+
+The same plan as the local batch (core of `tools.batch`: layout kept, nothing overwritten,
+finished results skipped, so a run started again resumes), carried out by the workers of a
+Dask cluster (`dask scheduler` + `dask worker` on each machine, or `local:N` worker
+processes on this one):
+- every worker process loads the models once (a worker plugin holds its Colorizer) and
+  picks its own execution provider (a GPU worker its GPU; one worker per GPU with
+  CUDA_VISIBLE_DEVICES);
+- where every worker sees the files (a shared folder), tasks carry paths and workers read
+  and write themselves; otherwise the client sends each photo's bytes and writes the
+  results. Either way a result is written under a temporary name and renamed, so a killed
+  worker leaves no partial result;
+- at most IN_FLIGHT_PER_WORKER tasks per worker are submitted at a time, so a million files
+  never become a million futures;
+- a worker killed mid-run loses nothing: Dask runs its tasks elsewhere, each result is
+  written once (a rerun task writes the same file again, atomically), and the summary
+  says which workers were lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+
+from colorize_backend.core.errors import ColorizeError, ErrorCode
+from colorize_backend.core.options import ColorizeOptions
+from colorize_backend.tools.batch import Summary, Task
+from colorize_backend.tools.images import WriteOptions
+
+PLUGIN_NAME = "gimp-colorize"
+IN_FLIGHT_PER_WORKER = 3
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How each worker runs the networks (the CLI's --cpu, --threads, --runtime)."""
+
+    cpu: bool = False
+    threads: int | None = None
+    runtime: str = "auto"
+    manifest: str | None = None  # None: the manifest installed on each worker
+
+
+@dataclass(frozen=True)
+class ClusterJob:
+    """Everything a task needs besides its photo: it travels to the workers whole."""
+
+    options: ColorizeOptions
+    write: WriteOptions
+    reference: np.ndarray | None = None  # the exemplar or hint layer's pixels
+
+
+@dataclass
+class TaskResult:
+    source: str
+    worker: str
+    provider: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class ClusterReport:
+    """What the summary says beyond the batch's: who did what, how fast, who was lost."""
+
+    photos_per_worker: Counter = field(default_factory=Counter)
+    providers: dict[str, str] = field(default_factory=dict)
+    workers_seen: set[str] = field(default_factory=set)
+    workers_lost: set[str] = field(default_factory=set)
+    transfer: str = "paths"
+
+
+class ColorizerPlugin(WorkerPlugin):
+    """A Dask worker plugin: the worker's Colorizer, built once when the worker starts."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, engine: EngineSettings):
+        self.engine = engine
+        self.colorizer: Any = None
+
+    def setup(self, worker: Any) -> None:
+        from colorize_backend.core import compiled
+        from colorize_backend.core.engine import Engine
+        from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
+        from colorize_backend.core.pipeline import Colorizer
+
+        compiled.load_in_background()
+        settings = self.engine
+        providers = ["CPUExecutionProvider"] if settings.cpu else None
+        openvino = {"onnxruntime": "off", "openvino": "on"}.get(settings.runtime, "auto")
+        manifest = Manifest.load(Path(settings.manifest) if settings.manifest else MANIFEST_PATH)
+        engine = Engine(providers, threads=settings.threads, openvino=openvino)
+        self.colorizer = Colorizer(manifest, engine)
+
+    def teardown(self, worker: Any) -> None:
+        self.colorizer = None
+
+
+def _worker_colorizer() -> tuple[Any, str]:
+    worker = get_worker()
+    plugin = worker.plugins[PLUGIN_NAME]
+    assert isinstance(plugin, ColorizerPlugin)
+    return plugin.colorizer, worker.address
+
+
+def _colorized(photo: Any, job: ClusterJob) -> tuple[Any, str, str]:
+    from colorize_backend.core.reference import Reference
+
+    colorizer, address = _worker_colorizer()
+    reference = Reference(job.reference) if job.reference is not None else None
+    result = colorizer.colorize(photo.pixels, job.options, reference)
+    photo.pixels = result.pixels
+    return photo, address, result.provider
+
+
+def colorize_file(source: str, target: str, job: ClusterJob) -> TaskResult:
+    """On a worker that sees the files: read, colorize, write atomically."""
+    from colorize_backend.tools.images import read_photo, write_photo
+
+    started = time.perf_counter()
+    address, provider = "", ""
+    try:
+        photo, address, provider = _colorized(read_photo(Path(source)), job)
+        write_photo(Path(target), photo, job.write)
+    except (ColorizeError, OSError, ValueError, MemoryError) as exc:
+        message = exc.message if isinstance(exc, ColorizeError) else str(exc)
+        return TaskResult(source, address, provider, time.perf_counter() - started, message)
+    return TaskResult(source, address, provider, time.perf_counter() - started)
+
+
+def colorize_bytes(
+    source: str, data: bytes, suffix: str, job: ClusterJob
+) -> tuple[TaskResult, bytes]:
+    """On a worker that does not see the files: the photo's bytes in, the result's out."""
+    from colorize_backend.tools.images import decode_photo, write_photo
+
+    started = time.perf_counter()
+    address, provider = "", ""
+    try:
+        photo, address, provider = _colorized(decode_photo(Path(source).name, data), job)
+        with tempfile.TemporaryDirectory() as folder:
+            result = Path(folder) / f"result{suffix}"
+            write_photo(result, photo, job.write)
+            encoded = result.read_bytes()
+    except (ColorizeError, OSError, ValueError, MemoryError) as exc:
+        message = exc.message if isinstance(exc, ColorizeError) else str(exc)
+        return TaskResult(source, address, provider, time.perf_counter() - started, message), b""
+    return TaskResult(source, address, provider, time.perf_counter() - started), encoded
+
+
+def local_workers(address: str) -> int | None:
+    """N of `local:N`, None for another address."""
+    if not address.startswith("local:"):
+        return None
+    try:
+        workers = int(address.split(":", 1)[1])
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ColorizeError(ErrorCode.BAD_REQUEST, f"--cluster {address}: use local:N, N ≥ 1")
+    return workers
+
+
+def quiet_dask() -> None:
+    """Dask's own progress lines (cluster started, worker joined) only with -v: the summary
+    says what matters; local worker processes read the setting from the environment."""
+    if logging.getLogger().level > logging.INFO:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def connected(address: str) -> Iterator[Any]:
+    """A Dask client for `tcp://HOST:PORT` (a running scheduler) or `local:N` (N worker
+    processes started here, one thread each, closed afterwards); a clear error within
+    seconds when the scheduler cannot be reached."""
+    quiet_dask()
+    workers = local_workers(address)
+    if workers is not None:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ColorizeError(
+            ErrorCode.UNREACHABLE,
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
+            f"({exc}): is `dask scheduler` running there, and the address right?",
+        ) from None
+    with client:
+        yield client
+
+
+def workers_see(client: Any, tasks: list[Task]) -> bool:
+    """Whether every worker sees the first photo and can write where its result goes."""
+    if not tasks:
+        return True
+    source, target_dir = str(tasks[0].source.resolve()), str(tasks[0].target.parent.resolve())
+
+    def sees() -> bool:
+        folder = Path(target_dir)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return os.path.isfile(source) and os.access(folder, os.W_OK)
+
+    answers = client.run(sees)
+    return bool(answers) and all(answers.values())
+
+
+def submissions(client: Any, tasks: list[Task], job: ClusterJob, by_path: bool) -> Iterator:
+    """One future per task, made only when asked for (the caller bounds how many exist)."""
+    shared_job = client.scatter(job, broadcast=True)
+    for task in tasks:
+        if by_path:
+            yield task, client.submit(
+                colorize_file, str(task.source.resolve()), str(task.target.resolve()),
+                shared_job, pure=False,
+            )  # fmt: skip
+        else:
+            data = task.source.read_bytes()
+            yield task, client.submit(
+                colorize_bytes, str(task.source), data, task.target.suffix, shared_job,
+                pure=False,
+            )  # fmt: skip
+
+
+def run(
+    tasks: list[Task], address: str, job: ClusterJob, engine: EngineSettings, summary: Summary,
+    transfer: str = "auto",
+) -> ClusterReport:  # fmt: skip
+    """Colorize every task on the cluster; failures are counted in summary, not raised."""
+    from tqdm import tqdm
+
+    report = ClusterReport()
+    started = time.perf_counter()
+    with connected(address) as client:
+        client.register_plugin(ColorizerPlugin(engine), name=PLUGIN_NAME)
+        by_path = transfer == "paths" or (transfer == "auto" and workers_see(client, tasks))
+        report.transfer = "paths" if by_path else "bytes"
+        report.workers_seen |= set(client.scheduler_info()["workers"])
+        pending = submissions(client, tasks, job, by_path)
+        bar = tqdm(total=len(tasks), unit="photo", file=sys.stderr, disable=not tasks)
+        running: as_completed = as_completed()
+        owners: dict[Any, Task] = {}
+        _top_up(client, pending, running, owners)
+        with bar:
+            for future in running:
+                task = owners.pop(future)
+                _finish(future, task, summary, report)
+                bar.update(1)
+                report.workers_seen |= set(client.scheduler_info()["workers"])
+                _top_up(client, pending, running, owners)
+        report.workers_lost = report.workers_seen - set(client.scheduler_info()["workers"])
+    summary.seconds = time.perf_counter() - started
+    return report
+
+
+def _top_up(client: Any, pending: Iterator, running: Any, owners: dict) -> None:
+    """Submit tasks until IN_FLIGHT_PER_WORKER per worker are in flight (backpressure)."""
+    limit = IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+    while len(owners) < limit:
+        try:
+            task, future = next(pending)
+        except StopIteration:
+            return
+        owners[future] = task
+        running.add(future)
+
+
+def _finish(future: Any, task: Task, summary: Summary, report: ClusterReport) -> None:
+    """Count one finished task; in bytes mode write its result here, atomically."""
+    try:
+        outcome = future.result()
+    except Exception as exc:  # the task itself failed (e.g. a worker died three times)
+        summary.failed.append(f"{task.source}: {type(exc).__name__}: {exc}")
+        return
+    result, encoded = outcome if isinstance(outcome, tuple) else (outcome, None)
+    if result.error:
+        summary.failed.append(f"{task.source}: {result.error}")
+        return
+    if encoded is not None:
+        task.target.parent.mkdir(parents=True, exist_ok=True)
+        partial = task.target.with_name(f".{task.target.name}.partial")
+        partial.write_bytes(encoded)
+        partial.replace(task.target)
+    summary.done += 1
+    report.photos_per_worker[result.worker] += 1
+    report.providers[result.worker] = result.provider
+
+
+def describe(report: ClusterReport, summary: Summary) -> list[str]:
+    """The cluster part of the summary, as lines."""
+    lines = [f"cluster: {len(report.workers_seen)} worker(s), files sent as {report.transfer}"]
+    for worker, count in sorted(report.photos_per_worker.items()):
+        rate = count / summary.seconds if summary.seconds else 0.0
+        lines.append(f"  {worker}: {count} photo(s), {rate:.1f}/s, {report.providers[worker]}")
+    for worker in sorted(report.workers_lost):
+        lines.append(f"  {worker}: LOST during the run (its photos were done elsewhere)")
+    return lines
