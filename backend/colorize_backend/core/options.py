@@ -25,3 +25,7 @@ class ColorizeOptions:
     saturation: float = 1.0  # the result's colour amount: 0 grey, 1 as predicted, 2 doubled
     detail_size: int | None = None  # short side the network looks at; None: the model's own
     reference_mode: ReferenceMode = ReferenceMode.DETECT  # how to read a reference layer
+    # A frame of a film or an animation: its colour is carried from the previous frame of
+    # the same sequence along the motion (core.temporal); frame 0 starts the sequence.
+    sequence: str | None = None
+    frame: int = 0

@@ -24,6 +24,7 @@ from colorize_backend.core.manifest import Manifest, ModelEntry
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.planes import compose
 from colorize_backend.core.reference import Reference
+from colorize_backend.core.temporal import Sequences
 
 SAMPLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
@@ -72,6 +73,7 @@ class Colorizer:
         self.model_dirs = model_dirs
         self.any_model_path = any_model_path
         self.networks = Networks(engine, manifest)
+        self.sequences = Sequences()
 
     def colorize(
         self,
@@ -103,6 +105,7 @@ class Colorizer:
         started = timings.add("preprocess", started)
         progress("network", 0.3)
         ab = guide.predict(self.networks, entry, small)
+        ab = self.sequences.carry(options, pixels, ab)  # a film's frame: along the motion
         started = timings.add("network", started)
         progress("compose", 0.6)
         out = compose(pixels, ab, options.saturation, guide.exact(), out)

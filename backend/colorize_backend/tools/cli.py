@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from colorize_backend import __version__
 from colorize_backend.core.contract import ReferenceMode
-from colorize_backend.core.errors import ColorizeError
+from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, ModelEntry, user_model_files
 from colorize_backend.core.options import (
     DETAIL_SIZE_RANGE,
@@ -67,8 +67,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorize_backend.core import compiled
     from colorize_backend.core.reference import Reference
     from colorize_backend.tools import batch
+    from colorize_backend.tools.film import is_video
     from colorize_backend.tools.images import WriteOptions, expand_inputs, read_photo
 
+    if args.sequence or (len(args.inputs) == 1 and is_video(Path(args.inputs[0]))):
+        return colorize_film(args)
     inputs = expand_inputs(args.inputs)
     tasks = batch.plan(args.inputs, inputs, Path(args.output), f".{args.format}")
     summary = batch.Summary()
@@ -85,6 +88,46 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     colorize = batch.colorize_photos(colorizer, colorize_options(args), steering)
     batch.run(tasks, colorize, write, summary)
     return batch.report(summary, len(inputs))
+
+
+def colorize_film(args: argparse.Namespace) -> int:
+    """A video file, or (--sequence) a folder of numbered frames, as one film."""
+    from colorize_backend.tools import film
+    from colorize_backend.tools.images import WriteOptions, expand_inputs
+
+    settings = film.FilmSettings(
+        temporal=not args.per_frame, key_frames=key_frames(args.key_frame), codec=args.codec,
+        crf=args.crf,
+    )  # fmt: skip
+    colorizer = make_colorizer(args)
+    movie = film.FilmColorizer(colorizer, colorize_options(args), settings)
+    source, target = Path(args.inputs[0]), Path(args.output)
+    if not args.sequence:
+        summary = film.colorize_video(movie, source, target, args.overwrite)
+    else:
+        write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
+        frames = expand_inputs(args.inputs)
+        summary = film.colorize_frames(movie, frames, target, write, args.overwrite)
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    print(
+        f"colorized {summary.frames} frame(s) in {summary.seconds:.1f} s ({rate:.1f}/s)"
+        + (f"; {summary.skipped} already done" if summary.skipped else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def key_frames(specs: list[str]) -> dict[int, Path]:
+    """--key-frame N=coloured.png, repeated."""
+    found = {}
+    for spec in specs:
+        index, _, path = spec.partition("=")
+        if not index.isdigit() or not path:
+            raise ColorizeError(
+                ErrorCode.BAD_REQUEST, f"--key-frame {spec!r}: write N=coloured.png (N from 0)"
+            )
+        found[int(index)] = Path(path)
+    return found
 
 
 def colorize_on_cluster(args, tasks, summary, write, reference, total: int) -> int:
@@ -307,6 +350,17 @@ def add_colorize_command(sub) -> None:
     colorize.add_argument(
         "--overwrite", action="store_true", help="replace existing results (never an input)"
     )
+    film = colorize.add_argument_group("films (a video file, or --sequence for numbered frames)")
+    film.add_argument("--sequence", action="store_true", help="the inputs are frames of a film")
+    film.add_argument(
+        "--key-frame", action="append", default=[], metavar="N=COLOURED",
+        help="frame N as a person coloured it: it keeps that colour and its shot follows it",
+    )  # fmt: skip
+    film.add_argument(
+        "--per-frame", action="store_true", help="each frame on its own (no colour carried)"
+    )
+    film.add_argument("--codec", help="video codec of the result (default H.264 where present)")
+    film.add_argument("--crf", type=number_in(0, 51, int), default=18, help="H.264 quality")
     colorize.add_argument(
         "--cluster",
         help="run on a Dask cluster: tcp://HOST:8786 (a `dask scheduler`), or local:N worker "
