@@ -175,3 +175,12 @@ def test_a_frame_folder_in_natural_order_resumes_where_it_stopped(test_manifest,
     for name in ("frame9.png", "frame10.png", "frame11.png"):
         resumed = np.asarray(Image.open(out / name)).astype(int)
         assert np.abs(resumed - complete[name]).mean() < 1.0  # carried on, not restarted
+
+
+def test_frames_of_another_size_start_a_new_shot():
+    state = TemporalColour()
+    frame = textured()[:, :256] / 2.55
+    ab = np.zeros((2,) + frame.shape, np.float32)
+    state.step(frame, ab)
+    smaller = frame[:, :200]
+    assert state.step(smaller, ab[:, :, :200] + 5).cut

@@ -153,7 +153,7 @@ def pixels(facts: dict, case: str, name: str) -> np.ndarray:
 
 CASES = [
     "auto", "reference", "grey_hints", "sixteen", "selection", "profile", "variants", "detail",
-    "all", "exemplar_other", "exemplar_in_grey",
+    "all", "exemplar_other", "exemplar_in_grey", "animation",
 ]  # fmt: skip
 
 
@@ -211,6 +211,15 @@ def test_grey_hints_say_what_to_do_and_change_nothing(gimp_run):
     assert facts["base_type"] == facts["base_before"] == "gray"  # not even converted
     before = pixels(gimp_run, "grey_hints", "source_before")
     assert np.array_equal(before, pixels(gimp_run, "grey_hints", "source_after"))
+
+
+def test_frames_of_an_animation_are_colorized_in_one_step(gimp_run, live_daemon):
+    facts = gimp_run["animation"]
+    assert facts["status"] == "success", facts["error"]
+    results = [n for n in facts["layers_after"] if n.endswith("(colorized)")]
+    assert len(results) == 7  # the photo and its six panned frames
+    log = live_daemon.log.read_text()
+    assert "sequence=gimp-" in log  # sent as frames of one sequence, in order
 
 
 def test_an_exemplar_from_another_open_image_lends_its_colour(gimp_run):

@@ -13,6 +13,7 @@ touched.
 
 import gettext
 import os
+import random
 import sys
 
 import gi
@@ -274,12 +275,20 @@ def _layers_below(container):
             yield layer
 
 
+def _frames_of(image, animation):
+    """The layers to colorize, top to bottom; as an animation's frames, bottom to top."""
+    layers = list(_layers_below(image.get_layers()))
+    return layers[::-1] if animation else layers
+
+
 def _colorize_all(procedure, run_mode, image, drawables, config):
     woken = _woken_client() if run_mode == Gimp.RunMode.INTERACTIVE else None
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     images = Gimp.get_images() if config.get_property("scope") == "open" else [image]
-    work = [(img, list(_layers_below(img.get_layers()))) for img in images]
+    animation = config.get_property("animation")
+    # An animation's frames go from the bottom layer up: that is the order colour is carried in.
+    work = [(img, _frames_of(img, animation)) for img in images]
     sources = [layer for _img, layers in work for layer in layers]
     reference, problem = _reference_of(config, sources, image)
     if problem:
@@ -296,13 +305,15 @@ def _colorize_all(procedure, run_mode, image, drawables, config):
     done = 0
     for img, layers in work:
         sample = _sample_of(img)
+        sequence = "gimp-%d-%d" % (img.get_id(), random.randint(0, 10**9)) if animation else None
         try:
             results = []
-            for layer in layers:
+            for frame, layer in enumerate(layers):
                 share = 1.0 / max(len(sources), 1)
                 show = _show_progress(share, done * share)
+                wanted = dict(settings, sequence=sequence, frame=frame) if sequence else settings
                 results += [(layer, r) for r in _colorize_layer(
-                    client, layer, sample, [(settings, "")], reference, show)]  # fmt: skip
+                    client, layer, sample, [(wanted, "")], reference, show)]  # fmt: skip
                 done += 1
             _write_results(img, results, config.get_property("reference"))
         except BackendError as exc:  # this image stays as it was; the others go on
@@ -444,6 +455,11 @@ class Colorize(Gimp.PlugIn):
                                           _choice([("image", _("This image"), ""),
                                                    ("open", _("All open images"), "")]),
                                           "image", GObject.ParamFlags.READWRITE)  # fmt: skip
+            procedure.add_boolean_argument(
+                "animation", _("_Frames of one animation"),
+                _("The layers are frames (bottom layer first): each carries the colour of the "
+                  "one before along the motion, so the animation does not flicker"),
+                False, GObject.ParamFlags.READWRITE)  # fmt: skip
         if name != AUTO_PROC:
             _add_reference_arguments(procedure)
         _add_common_arguments(procedure, config, name != AUTO_PROC)

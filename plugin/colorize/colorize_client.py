@@ -40,7 +40,9 @@ SAMPLE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
 REFERENCE_MODES = ("detect", "exemplar", "hints")  # how to read the reference layer
 # The user's settings on the wire (the backend's core.options.ColorizeOptions): a new setting
 # is a new name here, in the backend's options and protocol, and in the dialogs.
-OPTION_NAMES = ("model", "strength", "saturation", "detail_size", "reference_mode")
+OPTION_NAMES = (
+    "model", "strength", "saturation", "detail_size", "reference_mode", "sequence", "frame",
+)  # fmt: skip
 WAKE_HELLO_S = 0.3  # a running daemon on this machine answers hello within milliseconds
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.

@@ -148,6 +148,19 @@ def prepare(case, image, source):
         return "plug-in-colorize-auto", None, {"variants": 3}
     elif case == "detail":
         return "plug-in-colorize-auto", None, {"detail-size": 96, "saturation": 1.5}
+    elif case == "animation":  # frames of a camera panning: layers above the photo, in order
+        w, h = source.get_width() - 40, source.get_height()
+        grey = bytes(source.get_buffer().get(Gegl.Rectangle.new(0, 0, w + 40, h), 1.0, "Y' u8",
+                                             Gegl.AbyssPolicy.CLAMP))  # fmt: skip
+        for i in range(6):
+            layer = Gimp.Layer.new(image, f"frame {i}", w, h, Gimp.ImageType.GRAY_IMAGE, 100.0,
+                                   Gimp.LayerMode.NORMAL)  # fmt: skip
+            image.insert_layer(layer, None, 0)
+            rows = b"".join(grey[y * (w + 40) + 4 * i : y * (w + 40) + 4 * i + w] for y in range(h))
+            buf = layer.get_buffer()
+            buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y' u8", rows)
+            buf.flush()
+        return "plug-in-colorize-all", None, {"animation": True}
     elif case == "all":
         copy = source.copy()
         image.insert_layer(copy, None, 0)

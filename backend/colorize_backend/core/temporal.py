@@ -105,8 +105,8 @@ class TemporalColour:
         grid, and the colour a person gave it if it is a key frame."""
         if key_ab is not None:
             return self._restart(lightness, key_ab, keyed=True)
-        if self.lightness is None or self.ab is None:
-            return self._restart(lightness, predicted, keyed=False)
+        if self.lightness is None or self.ab is None or self.lightness.shape != lightness.shape:
+            return self._restart(lightness, predicted, keyed=False)  # a new size: a new shot
         flow, confidence = motion_confidence(self.lightness, lightness, self.settings)
         if float(np.mean(confidence < 0.5)) > self.settings.cut_share:
             return self._restart(lightness, predicted, keyed=False)

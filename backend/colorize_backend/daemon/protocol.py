@@ -302,13 +302,29 @@ def _options(header: dict[str, Any]) -> ColorizeOptions:
     low, high = DETAIL_SIZE_RANGE
     if detail is not None and (type(detail) is not int or not low <= detail <= high):
         raise bad_header(f"detail_size must be an integer in [{low}, {high}]")
+    sequence, frame = _sequence(header)
     return ColorizeOptions(
         model=model,
         strength=_number(header, "strength", 1.0, *STRENGTH_RANGE),
         saturation=_number(header, "saturation", 1.0, *SATURATION_RANGE),
         detail_size=detail,
         reference_mode=WIRE_REFERENCE_MODES[mode],
+        sequence=sequence,
+        frame=frame,
     )
+
+
+def _sequence(header: dict[str, Any]) -> tuple[str | None, int]:
+    """The film or animation a frame belongs to, and its index (frames come in order)."""
+    sequence = header.get("sequence")
+    if sequence is not None and (
+        not isinstance(sequence, str) or not ID_PATTERN.fullmatch(sequence)
+    ):
+        raise bad_header(f"sequence must be 1-{MAX_ID_CHARS} characters of A-Z a-z 0-9 _ . : -")
+    frame = header.get("frame", 0)
+    if type(frame) is not int or not 0 <= frame <= MAX_OFFSET:
+        raise bad_header("frame must be an integer from 0")
+    return sequence, frame
 
 
 def _progress(header: dict[str, Any]) -> bool:
@@ -454,6 +470,8 @@ def options_to_wire(options: ColorizeOptions) -> dict[str, Any]:
         wire["model"] = options.model
     if options.detail_size:
         wire["detail_size"] = options.detail_size
+    if options.sequence:
+        wire.update(sequence=options.sequence, frame=options.frame)
     return wire
 
 

@@ -128,6 +128,7 @@ class JobRunner:
         spec, options = request.image, request.options
         tuning = [f"detail={options.detail_size}"] if options.detail_size else []
         tuning += [f"saturation={options.saturation:g}"] if options.saturation != 1.0 else []
+        tuning += [f"sequence={options.sequence}:{options.frame}"] if options.sequence else []
         LOG.info(
             "request %s: %dx%d %s/%s %s model=%s provider=%s %s",
             request.request_id,

@@ -350,6 +350,12 @@ def add_colorize_command(sub) -> None:
     colorize.add_argument(
         "--overwrite", action="store_true", help="replace existing results (never an input)"
     )
+    add_film_and_cluster_options(colorize)
+    engine_options(colorize)
+    colorize.set_defaults(func=cmd_colorize)
+
+
+def add_film_and_cluster_options(colorize: argparse.ArgumentParser) -> None:
     film = colorize.add_argument_group("films (a video file, or --sequence for numbered frames)")
     film.add_argument("--sequence", action="store_true", help="the inputs are frames of a film")
     film.add_argument(
@@ -373,8 +379,6 @@ def add_colorize_command(sub) -> None:
         help="with --cluster: workers read and write the files themselves (paths, when they "
         "all see them) or the photos travel as bytes; auto checks",
     )
-    engine_options(colorize)
-    colorize.set_defaults(func=cmd_colorize)
 
 
 def add_inspection_commands(sub) -> None:
