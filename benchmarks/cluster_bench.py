@@ -13,7 +13,6 @@ python benchmarks/cluster_bench.py [--photos 60] [--rounds 3] [--small 10000] [-
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from report import emit
 
 
 def photo(i: int, side: tuple[int, int]) -> Image.Image:
@@ -101,10 +101,7 @@ def main() -> None:
                 "seconds": round(took, 1),
                 "client_peak_rss_mb": round(peak, 1),
             }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ carried along the motion (the default), and carried from frame 0 coloured from t
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from colorize_backend.tools.film import FilmColorizer, FilmSettings
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's training/
+from report import emit  # noqa: E402
+
 from training.metrics import psnr  # noqa: E402
 
 
@@ -147,10 +148,7 @@ def main() -> None:
             report[clip.name]["whole_command_frames_per_s"] = round(whole_command_fps(clip), 1)
     if args.sheet:
         sheet(rows, args.sheet)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ python benchmarks/guidance_bench.py [--output FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -19,6 +18,7 @@ from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
 from colorize_backend.tools.bench import synthetic_photo
+from report import emit
 
 
 def hint_layer(height: int, width: int) -> np.ndarray:
@@ -73,11 +73,7 @@ def main() -> None:
                 ),
                 "stages_ms_last_run": {k: round(v * 1000, 1) for k, v in stages[name].items()},
             }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ python benchmarks/reliability.py [--output FILE] [--megapixels 1 12 48]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -31,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
 from colorize_client import DEFAULTS, BackendError, Client  # noqa: E402
+from report import emit  # noqa: E402
 
 
 def status_kb(pid: int, field: str) -> int:
@@ -193,10 +193,7 @@ def main() -> None:
         report["kill_9_to_client_error_s"] = {"runs": kills, "median": statistics.median(kills)}
         report["memory"] = memory_figures(args.megapixels)
     report["crowd"] = crowd(args.clients, args.requests, 1.0)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":
