@@ -43,6 +43,13 @@ def load_in_background() -> None:
     threading.Thread(target=_load, name="colorize-kernels", daemon=True).start()
 
 
+def not_needed() -> None:
+    """This process colorizes too little for the compiler to pay: the numpy path only."""
+    global _started
+    with _lock:
+        _started = True
+
+
 def kernels() -> ModuleType | None:
     """The kernels if ready; None while they load in the background (use numpy meanwhile).
     Unless loading was started in the background, they are loaded here and now."""

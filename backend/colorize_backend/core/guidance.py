@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sparse
-import scipy.sparse.linalg as sparse_linalg
 
 from colorize_backend.core.contract import (
     AUTO_AB,
@@ -34,7 +32,6 @@ from colorize_backend.core.contract import (
     ModelKind,
     ReferenceMode,
 )
-from colorize_backend.core.edge_filter import edge_aware_upsample
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.hints import Hints
 from colorize_backend.core.manifest import Manifest, ModelEntry
@@ -196,6 +193,8 @@ def spread_hints(lightness: np.ndarray, ab: np.ndarray, hints: Hints) -> np.ndar
     grid = hints.on_grid(ab_w, ab_h)
     coarse = resize_plane(lightness, ab_w, ab_h)
     change = propagate_hints(coarse, ab, grid.ab, grid.mask) - ab
+    from colorize_backend.core.edge_filter import edge_aware_upsample  # compiled: hints only
+
     return resize_planes(ab, width, height) + edge_aware_upsample(change, lightness, SIGMA_R)
 
 
@@ -242,6 +241,9 @@ def propagate_hints(
     over 8-neighbours, with w_rs = exp(-(L_r - L_s)^2 / 2 sigma^2): neighbours of similar
     lightness share colour, and a lightness edge of a few sigma stops it.
     """
+    import scipy.sparse as sparse  # a hint's work only: not loaded for automatic colour
+    import scipy.sparse.linalg as sparse_linalg
+
     h, w = lightness.shape
     n = h * w
     index = np.arange(n).reshape(h, w)

@@ -27,19 +27,26 @@ if TYPE_CHECKING:
     from colorize_backend.core.pipeline import Colorizer
 
 LOG = logging.getLogger("colorize")
+FEW_PHOTOS = 16  # below this many photos, the CLI does not load OpenVINO
+FEW_PHOTOS_FOR_KERNELS = 2  # up to this many, the numpy path does it all (no numba import)
 
 
 def make_colorizer(
-    args: argparse.Namespace, daemon_model_dirs: list[Path] | None = None
+    args: argparse.Namespace,
+    daemon_model_dirs: list[Path] | None = None,
+    photos: int | None = None,
 ) -> Colorizer:
+    """The colorizer a command uses; a daemon's finds models in daemon_model_dirs only, the
+    command line's the user's own by name and any file by path. For a few photos the CPU
+    runtime is onnxruntime (importing OpenVINO alone costs more than it saves on them)."""
     from colorize_backend.core.engine import Engine  # the runtimes: only where they run
     from colorize_backend.core.pipeline import Colorizer
 
-    """The colorizer a command uses; a daemon's finds models in daemon_model_dirs only, the
-    command line's the user's own by name and any file by path."""
     manifest = Manifest.load(Path(args.manifest))
     providers = ["CPUExecutionProvider"] if getattr(args, "cpu", False) else None
     openvino = {"onnxruntime": "off", "openvino": "on"}.get(getattr(args, "runtime", ""), "auto")
+    if openvino == "auto" and photos is not None and photos < FEW_PHOTOS:
+        openvino = "off"
     engine = Engine(providers, threads=getattr(args, "threads", None), openvino=openvino)
     if daemon_model_dirs is not None:
         return Colorizer(manifest, engine, model_dirs=daemon_model_dirs, any_model_path=False)
@@ -82,8 +89,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     write = WriteOptions(png_compression=args.png_compression, quality=args.quality)
     if args.cluster:
         return colorize_on_cluster(args, tasks, summary, write, reference, len(inputs))
-    compiled.load_in_background()  # the first photos take the numpy path meanwhile
-    colorizer = make_colorizer(args)
+    if len(tasks) > FEW_PHOTOS_FOR_KERNELS:  # worth the compiler: load it while photos flow
+        compiled.load_in_background()  # the first photos take the numpy path meanwhile
+    else:
+        compiled.not_needed()
+    colorizer = make_colorizer(args, photos=len(tasks))
     steering = Reference(reference) if reference is not None else None
     colorize = batch.colorize_photos(colorizer, colorize_options(args), steering)
     batch.run(tasks, colorize, write, summary)
