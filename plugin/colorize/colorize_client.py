@@ -44,6 +44,7 @@ OPTION_NAMES = (
     "model", "strength", "saturation", "detail_size", "reference_mode", "sequence", "frame",
 )  # fmt: skip
 WAKE_HELLO_S = 0.3  # a running daemon on this machine answers hello within milliseconds
+START_POLL_S = 0.2  # how often a starting daemon is asked whether it answers yet
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.
 DEFAULTS = {
@@ -234,11 +235,17 @@ class Client(object):
                 except BackendError:
                     pass  # said again, with its reason, when the colorization needs it
 
+    def _local(self):
+        """A daemon on this machine answers within milliseconds: no need to wait long."""
+        endpoint = self.endpoint
+        return endpoint.startswith(("ipc://", "tcp://127.", "tcp://localhost", "tcp://[::1]"))
+
     def ensure_daemon(self, progress=None):
         """Return the hello reply, starting the daemon from the launcher when it is down (or
         waiting for the one wake() started)."""
+        quick = self.daemon is not None or self._local()
         try:
-            return self.hello(timeout_s=WAKE_HELLO_S if self.daemon is not None else None)
+            return self.hello(timeout_s=WAKE_HELLO_S if quick else None)
         except BackendError as exc:
             if exc.code != "timeout":
                 raise
@@ -262,7 +269,7 @@ class Client(object):
                     "unreachable",
                 )
             try:
-                return self.hello(timeout_s=0.5)
+                return self.hello(timeout_s=START_POLL_S)
             except BackendError as exc:
                 if exc.code != "timeout":
                     raise

@@ -44,10 +44,17 @@ def load_in_background() -> None:
 
 
 def not_needed() -> None:
-    """This process colorizes too little for the compiler to pay: the numpy path only."""
+    """The numpy path until load() is called (if ever): this process colorizes too little
+    for the compiler to pay, or loads it later."""
     global _started
     with _lock:
         _started = True
+
+
+def load() -> None:
+    """Load the kernels now, on this thread, unless they are loaded already."""
+    if not _loaded.is_set():
+        _load()
 
 
 def kernels() -> ModuleType | None:

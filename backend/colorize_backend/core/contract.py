@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-import numpy as np
-
 OUTPUT = "ab"
 LIGHTNESS = "L"  # every model's input: CIE L in [0, 100]
 HINT_AB = "hint_ab"
@@ -113,6 +111,8 @@ def example_inputs(
 ) -> dict:
     """Inputs of a kind's contract (and the optional ones named): flat lightness, no hints,
     a grey reference, no automatic colour."""
+    import numpy as np  # only here: the contract's names load without numpy (fast --help)
+
     inputs = {}
     for name in kind.inputs:
         shape = (1, INPUT_CHANNELS[name], height, width)

@@ -212,6 +212,9 @@ class Engine:
     """Runs contract-following ONNX models; a thread-safe cache of runners.
 
     openvino: "auto" (use it where faster and identical), "off", or "on" (on the CPU).
+    upgrade_in_background: with "auto", serve a model with onnxruntime at once and let a
+    background thread load OpenVINO (and time it, the first time on this machine), taking
+    it over when it is the faster (a daemon's first photo need not wait for OpenVINO).
     """
 
     def __init__(
@@ -220,8 +223,10 @@ class Engine:
         threads: int | None = None,
         max_sessions: int = 4,
         openvino: str = "auto",
+        upgrade_in_background: bool = False,
     ):
         self.providers = providers or available_providers()
+        self.upgrade_in_background = upgrade_in_background
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self.max_sessions = max_sessions
         self.openvino = openvino
@@ -236,13 +241,13 @@ class Engine:
             if cached is not None:
                 self._runners.move_to_end(key)
                 return cached
-            runner = self._load(entry)
+            runner = self._load(entry, key)
             self._runners[key] = runner
             while len(self._runners) > self.max_sessions:
                 self._runners.popitem(last=False)
             return runner
 
-    def _load(self, entry: ModelEntry) -> Runner:
+    def _load(self, entry: ModelEntry, key: tuple) -> Runner:
         ort_runner = OrtRunner(entry, self.providers, self.threads)
         if ort_runner.provider != self.providers[0]:
             LOG.warning(
@@ -256,9 +261,23 @@ class Engine:
         if on_cpu and self.openvino == "on":
             runner = OpenVinoRunner(entry, self.threads)
         elif on_cpu and self.openvino == "auto" and openvino_available():
-            runner = faster_runner(entry, ort_runner, self.threads)
+            if self.upgrade_in_background:
+                threading.Thread(
+                    target=self._upgrade, args=(entry, key, ort_runner), daemon=True
+                ).start()
+            else:
+                runner = faster_runner(entry, ort_runner, self.threads)
         LOG.info("model %s loaded from %s on %s", entry.name, entry.path, runner.provider)
         return runner
+
+    def _upgrade(self, entry: ModelEntry, key: tuple, ort_runner: OrtRunner) -> None:
+        """OpenVINO in place of onnxruntime for this model, when it is the faster here."""
+        chosen = faster_runner(entry, ort_runner, self.threads)
+        if chosen is not ort_runner:
+            with self._lock:
+                if key in self._runners:
+                    self._runners[key] = chosen
+            LOG.info("model %s now runs on %s", entry.name, chosen.provider)
 
     def provider_of(self, entry: ModelEntry) -> str:
         return self.runner(entry).provider

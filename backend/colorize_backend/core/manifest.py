@@ -9,11 +9,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from colorize_backend.core.adapters import Adapter, detect
 from colorize_backend.core.contract import ModelKind, kind_of_inputs
 from colorize_backend.core.errors import ColorizeError, ErrorCode, without_paths
+
+if TYPE_CHECKING:
+    from colorize_backend.core.adapters import Adapter
 
 MODELS_DIR = Path(str(importlib.resources.files("colorize_backend.models")))  # package data
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
@@ -224,6 +226,8 @@ def user_model(path: Path, name: str | None = None) -> ModelEntry:
     from its input names (the contract), or an adapter for a graph that takes a grey RGB
     image (see adapters.py)."""
     import onnxruntime as ort
+
+    from colorize_backend.core.adapters import detect
 
     name = name or path.stem
     try:

@@ -181,10 +181,7 @@ class Daemon:
         return front, authenticator
 
     def serve_forever(self) -> None:
-        # Warm up in the background while already answering hello: the compiled kernels
-        # (requests meanwhile take the numpy path) and the default model's session.
-        compiled.load_in_background()
-        threading.Thread(target=self._warm_default_model, name="colorize-warm", daemon=True).start()
+        compiled.not_needed()  # until the warm-up below has loaded them: the numpy path
         front, authenticator = self._bind_front()
         guard = Guard(
             front, self.config.max_connections, self.config.memory_budget, self.config.stall_s
@@ -192,6 +189,8 @@ class Daemon:
         replies = self.context.socket(zmq.PULL)
         replies.bind(self.replies_endpoint)
         self.workers.start(self.config.workers)
+        # Answering hello already; warm up behind it: the default model, then the kernels.
+        threading.Thread(target=self._warm_up, name="colorize-warm", daemon=True).start()
         LOG.info(
             "serving on %s (protocol v%d, pid %d, %d worker(s), queue %d, providers %s)",
             self.config.endpoint,
@@ -350,12 +349,14 @@ class Daemon:
             self.pool is not None,
         )
 
-    def _warm_default_model(self) -> None:
-        """Load the default model and run it once, so that the first photo does not wait."""
+    def _warm_up(self) -> None:
+        """Load the default model and run it once, then the compiled kernels, so that the
+        first photo waits for neither."""
         try:
             self.colorizer.warm_up()
         except Exception:  # a broken model is reported when a request needs it
             LOG.exception("warming up the default model failed")
+        compiled.load()
 
     def _model_listing(self) -> list[dict[str, Any]]:
         """The models clients may name (the manifest's and the user's own), as the wire lists

@@ -47,7 +47,12 @@ def make_colorizer(
     openvino = {"onnxruntime": "off", "openvino": "on"}.get(getattr(args, "runtime", ""), "auto")
     if openvino == "auto" and photos is not None and photos < FEW_PHOTOS:
         openvino = "off"
-    engine = Engine(providers, threads=getattr(args, "threads", None), openvino=openvino)
+    engine = Engine(
+        providers,
+        threads=getattr(args, "threads", None),
+        openvino=openvino,
+        upgrade_in_background=daemon_model_dirs is not None,  # a daemon: the first photo at once
+    )
     if daemon_model_dirs is not None:
         return Colorizer(manifest, engine, model_dirs=daemon_model_dirs, any_model_path=False)
     return Colorizer(manifest, engine, model_dirs=[user_models_dir()])
