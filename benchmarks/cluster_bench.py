@@ -1,10 +1,11 @@
 """Figures for docs/cluster.md: the local batch against `--cluster local:1` and `local:2`.
 
-python benchmarks/cluster_bench.py [--photos 60] [--rounds 3] [--small 10000] [--output FILE]
+python benchmarks/cluster_bench.py [--photos 20 80] [--rounds 3] [--small 10000] [--output FILE]
 
 - photos/s of `colorize-backend colorize FOLDER -o FOLDER` on 1-MP JPEG photos, locally and
   on a local Dask cluster of 1 and 2 worker processes, as whole commands (start-up
-  included), interleaved (A B C A B C ...), medians; the cluster path's overhead per photo
+  included), interleaved (A B C A B C ...), medians; from two collection sizes, the
+  start-up and the time per photo after it, and the cluster path's overhead per photo
   over the local batch;
 - the client's peak resident memory while `--small` tiny files stream through
   `--cluster local:2` (the bound on tasks in flight keeps it flat).
@@ -57,7 +58,7 @@ def peak_rss_mb(argv: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--photos", type=int, default=60)
+    parser.add_argument("--photos", type=int, nargs=2, default=[20, 80])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", type=int, default=10000)
     parser.add_argument("--output", type=Path)
@@ -65,29 +66,36 @@ def main() -> None:
     report: dict = {}
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work)
-        source = folder / "photos"
-        source.mkdir()
-        for i in range(args.photos):
-            photo(i, (1155, 866)).save(source / f"{i:04d}.jpg", quality=90)
+        sources = {}
+        for count in args.photos:
+            sources[count] = folder / f"photos{count}"
+            sources[count].mkdir()
+            for i in range(count):
+                photo(i, (1155, 866)).save(sources[count] / f"{i:04d}.jpg", quality=90)
         ways = {"local batch": None, "local:1": "local:1", "local:2": "local:2"}
-        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        seconds: dict[tuple[str, int], list[float]] = {(w, c): [] for w in ways for c in sources}
         for _ in range(args.rounds):
             for name, cluster in ways.items():
-                started = time.perf_counter()
-                subprocess.run(command(source, folder / "out", cluster), check=True,
-                               capture_output=True)  # fmt: skip
-                seconds[name].append(time.perf_counter() - started)
-        for name, values in seconds.items():
-            median = statistics.median(values)
+                for count, source in sources.items():
+                    started = time.perf_counter()
+                    subprocess.run(command(source, folder / "out", cluster), check=True,
+                                   capture_output=True)  # fmt: skip
+                    seconds[(name, count)].append(time.perf_counter() - started)
+        few, many = min(sources), max(sources)
+        for name in ways:
+            t_few = statistics.median(seconds[(name, few)])
+            t_many = statistics.median(seconds[(name, many)])
+            steady = (t_many - t_few) / (many - few)
             report[name] = {
-                "seconds": [round(v, 2) for v in values],
-                "photos_per_s": round(args.photos / median, 2),
-                "ms_per_photo": round(1000 * median / args.photos, 1),
+                "seconds": {str(c): [round(v, 2) for v in seconds[(name, c)]] for c in sources},
+                "photos_per_s": round(many / t_many, 2),
+                "start_up_s": round(t_few - few * steady, 2),
+                "ms_per_photo_after_start_up": round(1000 * steady, 1),
             }
-        local = report["local batch"]["ms_per_photo"]
+        local = report["local batch"]["ms_per_photo_after_start_up"]
         for name in ("local:1", "local:2"):
             report[name]["overhead_per_photo_pct"] = round(
-                100 * (report[name]["ms_per_photo"] / local - 1), 1
+                100 * (report[name]["ms_per_photo_after_start_up"] / local - 1), 1
             )
         if args.small:
             small = folder / "small"

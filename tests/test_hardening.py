@@ -440,3 +440,39 @@ def test_doctor_lists_the_runtimes_in_the_engines_order(test_manifest):
     line = next(t for t in texts if t.startswith("runtimes"))
     assert line.endswith(", ".join(runtime_order()))
     assert line.index("CPUExecutionProvider") == len(line) - len("CPUExecutionProvider")
+
+
+# 13 ------------------------------------------------------------ a crowd, served in turn
+
+
+def test_a_crowd_of_clients_waits_in_turn_instead_of_racing(colorizer):
+    """32 GIMP-like clients at once, with the daemon's default limits: every request is
+    queued (served round-robin), none told `busy` (which made them race for places, and
+    some wait 24 s at p99)."""
+    import zmq
+    from colorize_backend.daemon.front import Daemon, DaemonConfig
+
+    endpoint = loopback_endpoint()
+    daemon = Daemon(colorizer, DaemonConfig(endpoint=endpoint, workers=1))
+    daemon.start()
+    context = zmq.Context.instance()
+    sockets = []
+    try:
+        pixels = gradient(48, 64)
+        for i in range(32):
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            header = {"v": 2, "op": "colorize", "id": f"c{i}",
+                      "image": {"width": 64, "height": 48, "format": "gray"}}  # fmt: skip
+            sock.send_multipart([b"", json.dumps(header).encode(), pixels.tobytes()])
+            sockets.append(sock)
+        replies = []
+        for sock in sockets:
+            assert sock.poll(60000), "no reply"
+            replies.append(json.loads(sock.recv_multipart()[1]))
+        assert all(r["ok"] for r in replies), [r.get("error") for r in replies if not r["ok"]]
+    finally:
+        for sock in sockets:
+            sock.close()
+        daemon.stop()

@@ -45,6 +45,9 @@ OPTION_NAMES = (
 )  # fmt: skip
 WAKE_HELLO_S = 0.3  # a running daemon on this machine answers hello within milliseconds
 START_POLL_S = 0.2  # how often a starting daemon is asked whether it answers yet
+# A busy daemon's queue frees a place every few tens of milliseconds: a client that waits
+# longer than this between tries loses its turn to those that just tried (unfair at p99).
+BUSY_PAUSE_MAX_S = 0.5
 # The backend's protocol module defines all of these too; tests/test_protocol_parity.py
 # fails when the two drift apart.
 DEFAULTS = {
@@ -418,7 +421,7 @@ class Client(object):
             if progress:
                 progress("waiting for the backend", 0.0)
             time.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 2, 3.0)
+            pause = min(pause * 2, BUSY_PAUSE_MAX_S)
 
     def _request(self, frames, request_id, progress, deadline):
         self._dealer().send_multipart([b""] + frames, copy=False)

@@ -140,8 +140,12 @@ class Limits:
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     heartbeat_s: float = HEARTBEAT_S
-    queue_size: int = 8
+    # Enough places for every client of a busy machine to wait in turn (served round-robin,
+    # which is fair; refusing them makes them race for places instead), bounded by the pixel
+    # frames the waiting jobs hold.
+    queue_size: int = 64
     max_queued_per_client: int = 2
+    queue_bytes: int = 2 << 30
 
     @property
     def max_frame_bytes(self) -> int:

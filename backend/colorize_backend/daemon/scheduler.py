@@ -1,6 +1,7 @@
 """The daemon's jobs: a bounded, fair queue, cancellation, and which clients are owed a heartbeat.
 
-Admission is fair: the queue holds at most `queue_size` jobs and at most
+Admission is fair: the queue holds at most `queue_size` jobs (whose pixel frames together
+stay within `queue_bytes`) and at most
 `max_queued_per_client` from any one client, and workers take jobs round-robin across
 clients, so one busy client cannot lock the others out; a refused client is told
 `busy` and retries. A job is cancelled when its client asks, or when its client is
@@ -111,6 +112,12 @@ class Scheduler:
             if self.queued() >= self.limits.queue_size:
                 raise ColorizeError(
                     ErrorCode.BUSY, f"queue full ({self.limits.queue_size} waiting); retry shortly"
+                )
+            held = sum(len(p) for q in self._queues.values() for j in q for p in j.payload)
+            if held and held + sum(len(p) for p in job.payload) > self.limits.queue_bytes:
+                raise ColorizeError(
+                    ErrorCode.BUSY,
+                    f"the waiting requests hold {held >> 20} MB of pixels; retry shortly",
                 )
             if len(mine) >= self.limits.max_queued_per_client:
                 raise ColorizeError(

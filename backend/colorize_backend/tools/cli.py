@@ -268,7 +268,7 @@ def add_serve_commands(sub) -> None:
     serve = sub.add_parser("serve", help="run the ZeroMQ daemon")
     serve.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--queue-size", type=int, default=8)
+    serve.add_argument("--queue-size", type=int, default=64)
     serve.add_argument("--max-per-client", type=int, default=2, help="queued jobs per client")
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     serve.add_argument(
