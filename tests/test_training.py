@@ -220,3 +220,27 @@ def test_almost_grey_photos_are_never_drawn():
     photos[:2, :, :, 0] = 220  # two clearly red photos, two grey ones
     probabilities = PhotoSet.of(photos).probabilities(min_colourfulness=15)
     np.testing.assert_allclose(probabilities, [0.5, 0.5, 0, 0])
+
+
+def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos, tmp_path):
+    """The packing and training/gpu_run.sh, on the CPU: what a GPU machine would run."""
+    import os
+    import subprocess
+    import sys
+
+    from training import pack
+
+    packed = tmp_path / "photos.npz"
+    count = pack.pack([photos], packed, side=96, quality=85, budget=400_000, part=0)
+    assert 0 < count <= 12 and packed.stat().st_size < 400_000
+    again = tmp_path / "other.npz"
+    pack.pack([photos], again, side=96, quality=85, budget=400_000, part=1)
+    assert pack.unpack(packed, tmp_path / "unpacked") == count
+    assert {p.parent.name for p in (tmp_path / "unpacked").rglob("*.jpg")} <= {"lfw", "scenes"}
+    env = dict(os.environ, WORK=str(tmp_path / "work"), OUT=str(tmp_path / "out"), DEVICE="cpu",
+               STEPS="2", BATCH="4", PY=sys.executable)  # fmt: skip
+    done = subprocess.run(["bash", str(REPO / "training/gpu_run.sh"), str(packed), "5"],
+                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    entry = json.loads((tmp_path / "out/manifest.json").read_text())["models"][0]
+    assert entry["name"] == "fusion-semantic-gpu" and entry["training"]["steps"] == 2

@@ -21,7 +21,7 @@ from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.core.reference import Reference
-from colorize_backend.tools.images import list_images
+from colorize_backend.tools.files import list_images
 
 from training.photos import (
     grey_version,

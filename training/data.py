@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from colorize_backend.tools.images import IMAGE_SUFFIXES, list_images
+from colorize_backend.tools.files import IMAGE_SUFFIXES, list_images
 from PIL import Image
 
 from training.color_torch import rgb_to_lab

@@ -22,7 +22,7 @@ from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
-from colorize_backend.tools.images import list_images
+from colorize_backend.tools.files import list_images
 
 from training.latency import cpu_latency
 from training.metrics import ab_entropy, colorfulness, psnr, ssim

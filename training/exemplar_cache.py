@@ -25,7 +25,7 @@ from colorize_backend.core.color import rgb_to_lab
 from colorize_backend.core.contract import LIGHTNESS
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import Manifest
-from colorize_backend.tools.images import list_images
+from colorize_backend.tools.files import list_images
 from PIL import Image
 from tqdm import tqdm
 

@@ -17,7 +17,17 @@ from colorize_backend.core.errors import ColorizeError, ErrorCode, without_paths
 if TYPE_CHECKING:
     from colorize_backend.core.adapters import Adapter
 
-MODELS_DIR = Path(str(importlib.resources.files("colorize_backend.models")))  # package data
+
+def _models_dir() -> Path:
+    """The shipped models: the installed package data, or a source checkout's models/ (when
+    only backend/ is on the path, as on a machine that just trains)."""
+    try:
+        return Path(str(importlib.resources.files("colorize_backend.models")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[3] / "models"
+
+
+MODELS_DIR = _models_dir()
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
 MODEL_NAME = re.compile(r"[\w][\w.\- ]{0,127}")  # a user's model: its file name without .onnx
 

@@ -27,8 +27,8 @@ from colorize_backend.core.errors import ColorizeError
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer, Result
 from colorize_backend.core.reference import Reference
+from colorize_backend.tools.files import IMAGE_SUFFIXES
 from colorize_backend.tools.images import (
-    IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
     Photo,
     WriteOptions,

@@ -79,8 +79,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorize_backend.core import compiled
     from colorize_backend.core.reference import Reference
     from colorize_backend.tools import batch
+    from colorize_backend.tools.files import expand_inputs
     from colorize_backend.tools.film import is_video
-    from colorize_backend.tools.images import WriteOptions, expand_inputs, read_photo
+    from colorize_backend.tools.images import WriteOptions, read_photo
 
     if args.sequence or (len(args.inputs) == 1 and is_video(Path(args.inputs[0]))):
         return colorize_film(args)
@@ -108,7 +109,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 def colorize_film(args: argparse.Namespace) -> int:
     """A video file, or (--sequence) a folder of numbered frames, as one film."""
     from colorize_backend.tools import film
-    from colorize_backend.tools.images import WriteOptions, expand_inputs
+    from colorize_backend.tools.files import expand_inputs
+    from colorize_backend.tools.images import WriteOptions
 
     settings = film.FilmSettings(
         temporal=not args.per_frame, key_frames=key_frames(args.key_frame), codec=args.codec,

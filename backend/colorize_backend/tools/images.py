@@ -11,7 +11,6 @@ colorize is the user's choice.
 
 from __future__ import annotations
 
-import glob
 import io
 import re
 import struct
@@ -25,7 +24,6 @@ from PIL import Image, ImageOps, TiffImagePlugin
 from colorize_backend.core.color import lab_to_pixels, lightness_of
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
                   ".tiff": "TIFF", ".webp": "WEBP"}  # fmt: skip
 SRGB = imagecodecs.cms_profile("srgb")
@@ -425,33 +423,3 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------ file lists
-
-
-def list_images(root: Path) -> list[Path]:
-    """All image files below root, sorted for reproducibility (hidden files skipped)."""
-    return sorted(
-        p
-        for p in Path(root).rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-
-
-def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files, folders (their images, recursively) and globs → sorted unique image paths."""
-    found: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            found.extend(list_images(path))
-        elif path.is_file():
-            found.append(path)
-        else:
-            found.extend(
-                Path(p)
-                for p in sorted(glob.glob(pattern, recursive=True))
-                if Path(p).suffix.lower() in IMAGE_SUFFIXES
-            )
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise FileNotFoundError(f"no images found in {patterns}")
-    return unique
