@@ -227,6 +227,7 @@ class Engine:
     ):
         self.providers = providers or available_providers()
         self.upgrade_in_background = upgrade_in_background
+        self._upgrades: list[threading.Thread] = []
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self.max_sessions = max_sessions
         self.openvino = openvino
@@ -262,13 +263,21 @@ class Engine:
             runner = OpenVinoRunner(entry, self.threads)
         elif on_cpu and self.openvino == "auto" and openvino_available():
             if self.upgrade_in_background:
-                threading.Thread(
+                upgrade = threading.Thread(
                     target=self._upgrade, args=(entry, key, ort_runner), daemon=True
-                ).start()
+                )
+                upgrade.start()
+                self._upgrades.append(upgrade)
             else:
                 runner = faster_runner(entry, ort_runner, self.threads)
         LOG.info("model %s loaded from %s on %s", entry.name, entry.path, runner.provider)
         return runner
+
+    def wait_for_upgrades(self, timeout_s: float) -> None:
+        """Let background loads finish (a process must not exit while a runtime compiles:
+        its threads would abort it)."""
+        for upgrade in self._upgrades:
+            upgrade.join(timeout_s)
 
     def _upgrade(self, entry: ModelEntry, key: tuple, ort_runner: OrtRunner) -> None:
         """OpenVINO in place of onnxruntime for this model, when it is the faster here."""

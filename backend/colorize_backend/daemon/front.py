@@ -190,7 +190,8 @@ class Daemon:
         replies.bind(self.replies_endpoint)
         self.workers.start(self.config.workers)
         # Answering hello already; warm up behind it: the default model, then the kernels.
-        threading.Thread(target=self._warm_up, name="colorize-warm", daemon=True).start()
+        warming = threading.Thread(target=self._warm_up, name="colorize-warm", daemon=True)
+        warming.start()
         LOG.info(
             "serving on %s (protocol v%d, pid %d, %d worker(s), queue %d, providers %s)",
             self.config.endpoint,
@@ -205,6 +206,8 @@ class Daemon:
         finally:
             self.scheduler.close()
             self.workers.join(30)
+            warming.join(60)  # exiting while a compiler runs on it would abort the process
+            self.colorizer.engine.wait_for_upgrades(60)
             guard.close()
             if self.pool is not None:
                 self.pool.close()
