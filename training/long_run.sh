@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The long run of the default automatic colorizer (models/README.md): the A/B winner, the
+# semantic-consistency loss, from the shipped default's weights, on train + extra/train, in
+# pieces at the lowest priority. Resumable: a piece continues from OUT/last.pt (or, when no
+# checkpoint survives, from the shipped ONNX file), so it is simply started again in every
+# session:
+#
+#   nohup training/long_run.sh > ~/colorize-runs/long.log 2>&1 &
+#
+# Environment: OUT (default ~/colorize-runs/long), THREADS (1 while people work on the
+# machine, 2 otherwise), STEPS (planned steps of the whole run), EXTRA (more train.py options,
+# e.g. --min-colourfulness 15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$HOME/colorize-runs/long}
+DATA=${DATA:-../shared/datasets}
+PY=${PY:-.venv/bin/python}
+mkdir -p "$OUT"
+# shellcheck disable=SC2086
+exec nice -n 19 "$PY" -m training.train --arch fusion \
+  --data "$DATA/train" "$DATA/extra/train" --val "$DATA/val" "$DATA/extra/val" \
+  --out "$OUT" --cache "$HOME/colorize-runs/cache" --cache-size 192 --crop 160 \
+  --min-scale 0.55 --batch 32 --steps "${STEPS:-24000}" --lr 5e-4 --warmup-steps 300 \
+  --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
+  --checkpoint-minutes 5 --threads "${THREADS:-1}" \
+  --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 \
+  --init-onnx models/fusion-effnet.onnx ${EXTRA:-}
