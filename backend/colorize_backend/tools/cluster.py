@@ -78,6 +78,7 @@ class ClusterReport:
     """What the summary says beyond the batch's: who did what, how fast, who was lost."""
 
     photos_per_worker: Counter = field(default_factory=Counter)
+    busy_seconds: Counter = field(default_factory=Counter)  # time inside tasks, per worker
     providers: dict[str, str] = field(default_factory=dict)
     workers_seen: set[str] = field(default_factory=set)
     workers_lost: set[str] = field(default_factory=set)
@@ -306,6 +307,7 @@ def _finish(future: Any, task: Task, summary: Summary, report: ClusterReport) ->
         partial.replace(task.target)
     summary.done += 1
     report.photos_per_worker[result.worker] += 1
+    report.busy_seconds[result.worker] += result.seconds
     report.providers[result.worker] = result.provider
 
 
@@ -314,7 +316,11 @@ def describe(report: ClusterReport, summary: Summary) -> list[str]:
     lines = [f"cluster: {len(report.workers_seen)} worker(s), files sent as {report.transfer}"]
     for worker, count in sorted(report.photos_per_worker.items()):
         rate = count / summary.seconds if summary.seconds else 0.0
-        lines.append(f"  {worker}: {count} photo(s), {rate:.1f}/s, {report.providers[worker]}")
+        inside = 1000 * report.busy_seconds[worker] / count
+        lines.append(
+            f"  {worker}: {count} photo(s), {rate:.1f}/s, {inside:.0f} ms per photo in its "
+            f"tasks, {report.providers[worker]}"
+        )
     for worker in sorted(report.workers_lost):
         lines.append(f"  {worker}: LOST during the run (its photos were done elsewhere)")
     return lines
