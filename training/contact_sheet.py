@@ -69,12 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH)
     p.add_argument("--photos", type=int, default=12)
+    p.add_argument("--files", type=Path, nargs="*", help="these photos instead of a spread")
     args = p.parse_args(argv)
     colorizer = Colorizer(Manifest.load(args.manifest), Engine(["CPUExecutionProvider"], threads=2))
     rng = np.random.default_rng(0)
     rows = [
         photo_row(colorizer, path, rng)
-        for path in spread_subset(list_images(args.data), args.photos)
+        for path in args.files or spread_subset(list_images(args.data), args.photos)
     ]
     labels = (
         ["grey input"] + [label for label, _ in columns_for(colorizer.manifest)] + ["ground truth"]
