@@ -9,13 +9,16 @@
 #
 # Environment: OUT (default ~/colorize-runs/long), THREADS (1 while people work on the
 # machine, 2 otherwise), STEPS (planned steps of the whole run), EXTRA (more train.py options,
-# e.g. --min-colourfulness 15).
+# e.g. --min-colourfulness 15), INIT (a checkpoint whose weights start the run instead of the
+# shipped ONNX file, e.g. the semantic A/B arm's last.pt: its 800 steps are not thrown away).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$HOME/colorize-runs/long}
 DATA=${DATA:-../shared/datasets}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
+START=(--init-onnx models/fusion-effnet.onnx)
+[ -n "${INIT:-}" ] && START=(--init "$INIT")
 # shellcheck disable=SC2086
 exec nice -n 19 "$PY" -m training.train --arch fusion \
   --data "$DATA/train" "$DATA/extra/train" --val "$DATA/val" "$DATA/extra/val" \
@@ -24,4 +27,4 @@ exec nice -n 19 "$PY" -m training.train --arch fusion \
   --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
   --checkpoint-minutes 5 --threads "${THREADS:-1}" \
   --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 \
-  --init-onnx models/fusion-effnet.onnx ${EXTRA:-}
+  "${START[@]}" ${EXTRA:-}
