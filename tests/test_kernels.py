@@ -7,7 +7,7 @@ import pytest
 import skimage.color
 from colorize_backend.core import kernels
 from colorize_backend.core.hints import Hints
-from colorize_backend.core.planes import compose_banded
+from colorize_backend.core.planes import compose_banded, reduce_plane
 
 
 def photo(channels: int, seed: int = 0) -> np.ndarray:
@@ -61,10 +61,21 @@ def test_kernel_matches_the_numpy_path_with_hints(channels):
     assert np.abs(fused.astype(int) - banded.astype(int)).max() <= 1
 
 
-def test_box_lightness_is_the_mean_lightness_of_each_box():
-    pixels = photo(3, seed=4)
-    boxes = kernels.box_lightness(pixels, 8, 8)
-    lightness = skimage.color.rgb2lab(pixels)[..., 0]
-    assert boxes.shape == (13, 17)
-    np.testing.assert_allclose(boxes[0, 0], lightness[:8, :8].mean(), atol=1e-3)
-    np.testing.assert_allclose(boxes[-1, -1], lightness[96:, 128:].mean(), atol=1e-3)
+@pytest.mark.parametrize("size", [(17, 13), (64, 48), (50, 37), (120, 90), (131, 97)])
+def test_area_lightness_matches_opencv_area_resampling(size):
+    """The network's lightness reduced in one pass equals OpenCV's INTER_AREA on the whole
+    lightness plane (whole and fractional scale factors, edges included)."""
+    cv2 = pytest.importorskip("cv2")
+    pixels = photo(3, seed=4)  # 131 x 97
+    width, height = size
+    ours = kernels.area_lightness(pixels, width, height)
+    lightness = skimage.color.rgb2lab(pixels)[..., 0].astype(np.float32)
+    reference = cv2.resize(lightness, (width, height), interpolation=cv2.INTER_AREA)
+    assert ours.shape == (height, width)
+    np.testing.assert_allclose(ours, reference, atol=0.02)
+    np.testing.assert_allclose(reduce_plane(lightness, width, height), reference, atol=0.02)
+
+
+def test_area_lightness_refuses_to_enlarge():
+    with pytest.raises(ValueError, match="reduces"):
+        kernels.area_lightness(photo(3, seed=4), 300, 50)

@@ -8,8 +8,8 @@ gamma, alpha — on all cores, writing straight into the result buffer, with no 
 temporaries. The same tables as colorize_backend.core.color are used, so the result matches
 the numpy path to within one level (tests/test_kernels.py).
 
-The lightness the network sees is computed the same way, reduced by whole boxes on the
-fly (no full-resolution lightness array); a final small resize is left to Pillow.
+The lightness the network sees is computed the same way and reduced to the network's size
+by area averaging on the fly (no full-resolution lightness array, no second resize).
 """
 
 from __future__ import annotations
@@ -114,19 +114,28 @@ def _compose_u8(pixels, ab, chroma_gain, hint_ab, hint_mask, out, tables):
 
 
 @njit(cache=True, parallel=True)
-def _box_lightness(pixels, box_h, box_w, out, tables):
+def _area_lightness(pixels, out, tables):
     l_of_grey, y_of_channel, l_of_y = tables
     height, width = pixels.shape[0], pixels.shape[1]
     out_h, out_w = out.shape
+    scale_y, scale_x = height / out_h, width / out_w  # both >= 1: a reduction
+    column = np.empty(width, np.int64)  # the output column a source column starts in
+    share = np.empty(width, np.float32)  # the part of it inside that column (rest: the next)
+    for x in range(width):
+        left, right = x / scale_x, (x + 1) / scale_x
+        column[x] = min(int(left), out_w - 1)
+        share[x] = min((column[x] + 1 - left) / (right - left), 1.0)
     for oy in prange(out_h):
-        top, bottom = oy * box_h, min((oy + 1) * box_h, height)
+        top, bottom = oy * scale_y, (oy + 1) * scale_y
+        sums = np.zeros(out_w + 1, np.float32)
+        for y in range(int(top), min(math.ceil(bottom), height)):
+            row_weight = min(y + 1.0, bottom) - max(float(y), top)
+            for x in range(width):
+                weighted = row_weight * _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y)
+                sums[column[x]] += weighted * share[x]
+                sums[column[x] + 1] += weighted * (np.float32(1.0) - share[x])
         for ox in range(out_w):
-            left, right = ox * box_w, min((ox + 1) * box_w, width)
-            total = 0.0
-            for y in range(top, bottom):
-                for x in range(left, right):
-                    total += _lightness(pixels, y, x, l_of_grey, y_of_channel, l_of_y)
-            out[oy, ox] = total / ((bottom - top) * (right - left))
+            out[oy, ox] = sums[ox] / (scale_x * scale_y)
 
 
 def compose_u8(
@@ -149,12 +158,14 @@ def compose_u8(
     )  # fmt: skip
 
 
-def box_lightness(pixels: np.ndarray, box_h: int, box_w: int) -> np.ndarray:
-    """Mean CIE L of u8 pixels over boxes of box_h x box_w (partial boxes at the edges)."""
-    out_h = math.ceil(pixels.shape[0] / box_h)
-    out_w = math.ceil(pixels.shape[1] / box_w)
-    out = np.empty((out_h, out_w), np.float32)
-    _box_lightness(pixels, box_h, box_w, out, (_L_OF_GREY, _Y_OF_CHANNEL, _L_OF_Y))
+def area_lightness(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """CIE L of u8 pixels [H, W, C] reduced to [height, width] by area averaging (each output
+    pixel the mean over its footprint, partial source pixels weighted by their share: OpenCV's
+    INTER_AREA), in one pass with no full-resolution lightness array. Reductions only."""
+    if height > pixels.shape[0] or width > pixels.shape[1]:
+        raise ValueError("area_lightness reduces; the target is larger than the image")
+    out = np.empty((height, width), np.float32)
+    _area_lightness(pixels, out, (_L_OF_GREY, _Y_OF_CHANNEL, _L_OF_Y))
     return out
 
 
@@ -164,7 +175,7 @@ def warm_up() -> None:
         pixels = np.zeros((8, 8, channels), np.uint8)
         out = np.empty((8, 8, 4 if channels in (2, 4) else 3), np.uint8)
         compose_u8(pixels, np.zeros((2, 2, 2), np.float32), 1.0, None, None, out)
-        box_lightness(pixels, 2, 2)
+        area_lightness(pixels, 3, 3)
     hints = np.zeros((8, 8, 2), np.float32), np.zeros((8, 8), np.bool_)
     compose_u8(np.zeros((8, 8, 1), np.uint8), np.zeros((2, 2, 2), np.float32), 1.0, *hints,
                np.empty((8, 8, 3), np.uint8))  # fmt: skip

@@ -59,6 +59,23 @@ def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), BILINEAR), dtype=np.float32)
 
 
+def area_weights(source: int, target: int) -> np.ndarray:
+    """[target, source] weights of an area reduction along one axis: each target cell's
+    share of every source cell it overlaps, divided by the cell's width (rows sum to 1)."""
+    edges = np.arange(target + 1) * (source / target)
+    starts, ends = np.arange(source), np.arange(1, source + 1)
+    overlap = np.minimum(ends[None], edges[1:, None]) - np.maximum(starts[None], edges[:-1, None])
+    return (np.clip(overlap, 0.0, None) * (target / source)).astype(np.float32)
+
+
+def reduce_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area reduction of one float32 plane (OpenCV's INTER_AREA; Pillow's BOX filter counts
+    partly covered source pixels wholly or not at all)."""
+    rows = area_weights(plane.shape[0], height)
+    columns = area_weights(plane.shape[1], width)
+    return np.ascontiguousarray(rows @ plane.astype(np.float32, copy=False) @ columns.T)
+
+
 def resize_planes(planes: np.ndarray, width: int, height: int) -> np.ndarray:
     """resize_plane on each plane of a [C, h, w] stack."""
     return np.stack([resize_plane(p, width, height) for p in planes])
@@ -71,31 +88,27 @@ def network_input(lightness: np.ndarray, short_side: int, multiple: int) -> np.n
     return resize_plane(lightness, w, h)[None, None]
 
 
-def network_lightness(
-    pixels: np.ndarray, short_side: int, multiple: int, oversample: int = 2
-) -> np.ndarray:
+def network_lightness(pixels: np.ndarray, short_side: int, multiple: int) -> np.ndarray:
     """The image's lightness at the model's working size, [1, 1, h, w] float32.
 
-    8-bit images are first reduced by whole boxes to about `oversample` times the working
-    size, on the fly (as Pillow's reducing_gap does), then resized with Pillow's
-    antialiasing filter.
+    Images larger than that are reduced by area averaging: 8-bit ones in one compiled pass
+    (kernels.area_lightness), others (or while the kernels load) from the whole lightness
+    plane (reduce_plane, the same average). Smaller images are enlarged bilinearly.
     """
     height, width = pixels.shape[:2]
     w, h = network_size(width, height, short_side, multiple)
+    if h > height or w > width:
+        return resize_plane(full_lightness(pixels), w, h)[None, None]
     kernels = compiled.kernels() if pixels.dtype == np.uint8 else None
     if kernels is None:
-        return resize_plane(full_lightness(pixels), w, h)[None, None]
-    box = max(1, min(height // (oversample * h), width // (oversample * w)))
-    reduced = kernels.box_lightness(colour_channels(pixels), box, box)
-    if reduced.shape == (h, w):
-        return reduced[None, None]
-    return resize_plane(reduced, w, h)[None, None]
+        return reduce_plane(full_lightness(pixels), w, h)[None, None]
+    return kernels.area_lightness(colour_channels(pixels), w, h)[None, None]
 
 
 def lightness_at(pixels: np.ndarray, short_side: int) -> np.ndarray:
     """The image's lightness [h, w] with its short side at most short_side (aspect kept)."""
     side = min(short_side, *pixels.shape[:2])
-    return network_lightness(pixels, side, 1, oversample=1)[0, 0]
+    return network_lightness(pixels, side, 1)[0, 0]
 
 
 def compose(
