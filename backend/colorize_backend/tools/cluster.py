@@ -11,7 +11,7 @@ processes on this one):
   and write themselves; otherwise the client sends each photo's bytes and writes the
   results. Either way a result is written under a temporary name and renamed, so a killed
   worker leaves no partial result;
-- at most IN_FLIGHT_PER_WORKER tasks per worker are submitted at a time, so a million files
+- at most IN_FLIGHT_PER_THREAD tasks per worker thread are submitted at a time, so a million files
   never become a million futures;
 - a worker killed mid-run loses nothing: Dask runs its tasks elsewhere, each result is
   written once (a rerun task writes the same file again, atomically), and the summary
@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from colorize_backend.tools.batch import Summary, Task
 from colorize_backend.tools.images import WriteOptions
 
 PLUGIN_NAME = "gimp-colorize"
-IN_FLIGHT_PER_WORKER = 3
+IN_FLIGHT_PER_THREAD = 2
 CONNECT_TIMEOUT_S = 10
 
 
@@ -177,6 +177,11 @@ def local_workers(address: str) -> int | None:
     return workers
 
 
+def cores_each(workers: int) -> int:
+    """This machine's cores shared among `workers` local worker processes."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def quiet_dask() -> None:
     """Dask's own progress lines (cluster started, worker joined) only with -v: the summary
     says what matters; local worker processes read the setting from the environment."""
@@ -188,14 +193,19 @@ def quiet_dask() -> None:
 @contextlib.contextmanager
 def connected(address: str) -> Iterator[Any]:
     """A Dask client for `tcp://HOST:PORT` (a running scheduler) or `local:N` (N worker
-    processes started here, one thread each, closed afterwards); a clear error within
-    seconds when the scheduler cannot be reached."""
+    processes started here sharing this machine's cores as task threads, so that a worker
+    decodes and encodes one photo while another is in its network, closed afterwards); a
+    clear error within seconds when the scheduler cannot be reached."""
     quiet_dask()
     workers = local_workers(address)
     if workers is not None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
         with (
             LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers,
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=None,
             ) as cluster,
             Client(cluster) as client,
         ):
@@ -255,6 +265,9 @@ def run(
 
     report = ClusterReport()
     started = time.perf_counter()
+    workers = local_workers(address)
+    if workers is not None and engine.threads is None:  # N local networks share the cores
+        engine = replace(engine, threads=cores_each(workers))
     with connected(address) as client:
         client.register_plugin(ColorizerPlugin(engine), name=PLUGIN_NAME)
         by_path = transfer == "paths" or (transfer == "auto" and workers_see(client, tasks))
@@ -278,8 +291,10 @@ def run(
 
 
 def _top_up(client: Any, pending: Iterator, running: Any, owners: dict) -> None:
-    """Submit tasks until IN_FLIGHT_PER_WORKER per worker are in flight (backpressure)."""
-    limit = IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+    """Submit tasks until IN_FLIGHT_PER_THREAD per worker thread are in flight
+    (backpressure: every thread has its next photo waiting, and no more)."""
+    workers = client.scheduler_info()["workers"].values()
+    limit = IN_FLIGHT_PER_THREAD * max(1, sum(w.get("nthreads", 1) for w in workers))
     while len(owners) < limit:
         try:
             task, future = next(pending)
