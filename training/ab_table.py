@@ -28,8 +28,9 @@ def cpu_minutes(arm: Path) -> str:
 
 
 def measured(arm: Path, name: str) -> dict:
+    """One measurement's report; empty while it is still being written."""
     path = arm / f"eval-{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
 
 
 def row(arm: Path) -> str:
