@@ -3,7 +3,7 @@
 # shipped default's ONNX weights and trains the same steps, batch and data; only the lever
 # differs. Each arm is then exported and measured through the backend's own pipeline.
 #
-#   training/ab.sh ARM [ARM ...]        arms: baseline semantic class-kl features colourful
+#   training/ab.sh ARM [ARM ...]   arms: baseline semantic class-kl features semantic-f03 colourful
 #
 # Environment: RUNS (default ~/colorize-runs/ab), DATA (default ../shared/datasets), STEPS
 # (default 800), THREADS (default 1: two arms can run side by side on two cores).
@@ -24,6 +24,7 @@ lever() {
     semantic) echo "--class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8" ;;
     class-kl) echo "--class-kl-weight 1.0 --semantic-photos 8" ;;
     features) echo "--feature-weight 1.0 --semantic-photos 8" ;;
+    semantic-f03) echo "--class-kl-weight 1.0 --feature-weight 0.3 --semantic-photos 8" ;;
     colourful) echo "--min-colourfulness 15" ;;
     *) echo "unknown arm $1" >&2; exit 2 ;;
   esac
