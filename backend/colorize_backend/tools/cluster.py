@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 
@@ -199,11 +201,13 @@ def connected(address: str) -> Iterator[Any]:
     quiet_dask()
     workers = local_workers(address)
     if workers is not None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
         with (
+            # Dask's worker samples every thread's stack every 10 ms for its dashboard
+            # profile: CPU the photos need (a local worker takes this process's settings).
+            dask.config.set({"distributed.worker.profile.enabled": False}),
             LocalCluster(
                 n_workers=workers,
-                threads_per_worker=threads,
+                threads_per_worker=cores_each(workers),
                 processes=True,
                 dashboard_address=None,
             ) as cluster,
@@ -256,6 +260,27 @@ def submissions(client: Any, tasks: list[Task], job: ClusterJob, by_path: bool) 
             )  # fmt: skip
 
 
+class WorkerView:
+    """The scheduler's list of workers, asked at most every `every_s` seconds: asking after
+    every finished task is a round trip carrying every worker's details, a load on the
+    scheduler that grows with the cluster."""
+
+    def __init__(self, client: Any, every_s: float = 1.0):
+        self.client = client
+        self.every_s = every_s
+        self.asked = -math.inf
+        self.known: dict[str, dict] = {}
+
+    def workers(self, fresh: bool = False) -> dict[str, dict]:
+        if fresh or time.monotonic() - self.asked > self.every_s:
+            self.known = self.client.scheduler_info()["workers"]
+            self.asked = time.monotonic()
+        return self.known
+
+    def threads(self) -> int:
+        return max(1, sum(w.get("nthreads", 1) for w in self.workers().values()))
+
+
 def run(
     tasks: list[Task], address: str, job: ClusterJob, engine: EngineSettings, summary: Summary,
     transfer: str = "auto",
@@ -272,30 +297,29 @@ def run(
         client.register_plugin(ColorizerPlugin(engine), name=PLUGIN_NAME)
         by_path = transfer == "paths" or (transfer == "auto" and workers_see(client, tasks))
         report.transfer = "paths" if by_path else "bytes"
-        report.workers_seen |= set(client.scheduler_info()["workers"])
+        view = WorkerView(client)
+        report.workers_seen |= set(view.workers())
         pending = submissions(client, tasks, job, by_path)
         bar = tqdm(total=len(tasks), unit="photo", file=sys.stderr, disable=not tasks)
         running: as_completed = as_completed()
         owners: dict[Any, Task] = {}
-        _top_up(client, pending, running, owners)
+        _top_up(view, pending, running, owners)
         with bar:
             for future in running:
                 task = owners.pop(future)
                 _finish(future, task, summary, report)
                 bar.update(1)
-                report.workers_seen |= set(client.scheduler_info()["workers"])
-                _top_up(client, pending, running, owners)
-        report.workers_lost = report.workers_seen - set(client.scheduler_info()["workers"])
+                report.workers_seen |= set(view.workers())
+                _top_up(view, pending, running, owners)
+        report.workers_lost = report.workers_seen - set(view.workers(fresh=True))
     summary.seconds = time.perf_counter() - started
     return report
 
 
-def _top_up(client: Any, pending: Iterator, running: Any, owners: dict) -> None:
+def _top_up(view: WorkerView, pending: Iterator, running: Any, owners: dict) -> None:
     """Submit tasks until IN_FLIGHT_PER_THREAD per worker thread are in flight
     (backpressure: every thread has its next photo waiting, and no more)."""
-    workers = client.scheduler_info()["workers"].values()
-    limit = IN_FLIGHT_PER_THREAD * max(1, sum(w.get("nthreads", 1) for w in workers))
-    while len(owners) < limit:
+    while len(owners) < IN_FLIGHT_PER_THREAD * view.threads():
         try:
             task, future = next(pending)
         except StopIteration:
