@@ -21,7 +21,7 @@ from colorize_backend.core.options import (
     ColorizeOptions,
 )
 from colorize_backend.daemon.lifecycle import user_models_dir
-from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS
+from colorize_backend.daemon.protocol import DEFAULT_ENDPOINT, DEFAULT_MAX_PIXELS, Limits
 
 if TYPE_CHECKING:
     from colorize_backend.core.pipeline import Colorizer
@@ -270,8 +270,13 @@ def add_serve_commands(sub) -> None:
     serve = sub.add_parser("serve", help="run the ZeroMQ daemon")
     serve.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--queue-size", type=int, default=64)
-    serve.add_argument("--max-per-client", type=int, default=2, help="queued jobs per client")
+    serve.add_argument("--queue-size", type=int, default=Limits.queue_size)
+    serve.add_argument(
+        "--max-per-client",
+        type=int,
+        default=Limits.max_queued_per_client,
+        help="queued jobs per client",
+    )
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     serve.add_argument(
         "--idle-timeout", type=float, default=0, help="exit after so many minutes idle (0: never)"

@@ -420,6 +420,3 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     import zlib
 
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-# ------------------------------------------------------------------ file lists
