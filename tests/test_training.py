@@ -202,15 +202,34 @@ def test_semantic_consistency_loss_is_zero_for_the_truth_and_reaches_the_logits(
     lightness = torch.full((2, 1, 64, 64), 60.0)
     # the truth is exactly what these logits decode to: no loss
     truth = loss.colorized(logits, lightness)
-    class_kl, features = loss(logits, lightness, truth)
-    assert float(class_kl) < 1e-4 and float(features) < 1e-4
+    terms = loss(logits, lightness, truth)
+    assert all(float(term) < 1e-4 for term in terms)
     # a different truth (a red field) costs, and the gradient reaches the logits
     red = lab_to_rgb(torch.cat([lightness, torch.full((2, 2, 64, 64), 40.0)], dim=1))
     logits.requires_grad_(True)
-    class_kl, features = loss(logits, lightness, red)
-    (class_kl + features).backward()
-    assert float(class_kl) > 0 and float(features) > 0.01
+    terms = loss(logits, lightness, red)
+    sum(terms).backward()
+    assert terms.class_kl.item() > 0 and terms.feature_distance.item() > 0.01
+    assert terms.colour_shortfall.item() > 0.05  # the red field is far more colourful
     assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+    # a grey truth asks for no colour: no shortfall, whatever the prediction
+    grey = lab_to_rgb(torch.cat([lightness, torch.zeros(2, 2, 64, 64)], dim=1))
+    assert loss(logits, lightness, grey).colour_shortfall.item() == 0.0
+
+
+def test_torch_colourfulness_matches_the_reported_metric():
+    import torch
+
+    from training.color_torch import colourfulness
+    from training.metrics import colorfulness
+
+    rng = np.random.default_rng(9)
+    photos = rng.uniform(0, 1, (3, 24, 32, 3))
+    photos[1] = photos[1].mean(axis=2, keepdims=True)  # grey: 0
+    photos[2, ..., 0] = 0.9  # red cast
+    got = colourfulness(torch.from_numpy(photos.transpose(0, 3, 1, 2)))
+    expected = [colorfulness(photo * 255.0) for photo in photos]
+    np.testing.assert_allclose(got.numpy(), expected, atol=0.05)
 
 
 def test_almost_grey_photos_are_never_drawn():

@@ -33,3 +33,13 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
         linear > 0.0031308, 1.055 * linear.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * linear
     )
     return srgb.clamp(0.0, 1.0)
+
+
+def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler & Süsstrunk (2003) colourfulness per photo of [N, 3, H, W] sRGB in [0, 1], on the
+    0–255 scale of `training.metrics.colorfulness` (0 for grey, ~38 for photos)."""
+    r, g, b = (rgb[:, c].flatten(1) * 255.0 for c in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    spread = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False) + 1e-6)
+    centre = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2 + 1e-6)
+    return spread + 0.3 * centre

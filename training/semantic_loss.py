@@ -9,21 +9,37 @@ get), upsampled to the crop and joined with its lightness, converted to sRGB. Tw
 - features: distance of its unit-normalised intermediate maps, a perceptual loss (the role
   VGG's plays in DDColor's recipe).
 Gradients flow through the frozen classifier into the bin logits only.
+
+Both terms pull the judged colour towards what the truth's features say, and a perceptual
+distance is smallest for a cautious colour: the A/B saw colourfulness fall (models/README.md).
+A third term counters that as DDColor's colourfulness loss does, but one-sided against the
+truth: the colorized crop's shortfall of Hasler & Süsstrunk colourfulness below the true
+photo's (/100), so grey photos stay grey and colourful ones are not muted.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from training.bins import AnnealedMean
-from training.color_torch import lab_to_rgb
+from training.color_torch import colourfulness, lab_to_rgb
 from training.teacher import ImageNetTeacher
 
 
+class SemanticTerms(NamedTuple):
+    """The loss terms of one batch (unweighted; the trainer weighs them)."""
+
+    class_kl: torch.Tensor
+    feature_distance: torch.Tensor
+    colour_shortfall: torch.Tensor
+
+
 class SemanticConsistencyLoss(nn.Module):
-    """(class KL, feature distance) of colorized crops against their true colour."""
+    """Class KL, feature distance and colour shortfall of colorized crops against the truth."""
 
     def __init__(self, centres: torch.Tensor, temperature: float, variant: str = "lite0"):
         super().__init__()
@@ -39,12 +55,12 @@ class SemanticConsistencyLoss(nn.Module):
 
     def forward(
         self, logits: torch.Tensor, lightness: torch.Tensor, truth_rgb: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> SemanticTerms:
         with torch.no_grad():
             truth_logits, truth_features = self.judge.logits_and_features(truth_rgb)
-        ours_logits, ours_features = self.judge.logits_and_features(
-            self.colorized(logits, lightness)
-        )
+            truth_colourfulness = colourfulness(truth_rgb)
+        ours = self.colorized(logits, lightness)
+        ours_logits, ours_features = self.judge.logits_and_features(ours)
         class_kl = F.kl_div(
             F.log_softmax(ours_logits, dim=1),
             F.log_softmax(truth_logits, dim=1),
@@ -57,4 +73,5 @@ class SemanticConsistencyLoss(nn.Module):
                 for ours, truth in zip(ours_features, truth_features, strict=True)
             ]
         ).mean()
-        return class_kl, feature_distance
+        shortfall = F.relu(truth_colourfulness - colourfulness(ours)).mean() / 100.0
+        return SemanticTerms(class_kl, feature_distance, shortfall)

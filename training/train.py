@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--stop-after-minutes", type=float, help="end this piece after so long")
+    p.add_argument(
+        "--stop-at-step", type=int, help="end this piece at this step (A/B arms of equal work)"
+    )
     p.add_argument("--val-every", type=int, help="validate every N steps (default: per epoch)")
     p.add_argument("--val-limit", type=int, default=400, help="photos per validation root")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -96,6 +99,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     semantic.add_argument("--class-kl-weight", type=float, default=0.0)
     semantic.add_argument("--feature-weight", type=float, default=0.0)
+    semantic.add_argument(
+        "--colour-shortfall-weight",
+        type=float,
+        default=0.0,
+        help="weight of the colorized crop's colourfulness shortfall below the truth's",
+    )
     semantic.add_argument(
         "--semantic-photos", type=int, default=16, help="photos of each batch it judges"
     )
@@ -279,7 +288,8 @@ class Trainer:
         self.encoder = SoftEncoder(centres).to(device)
         self.decoder = AnnealedMean(centres).to(device)
         self.semantic = None
-        if run.arch.objective == "bins" and (args.class_kl_weight or args.feature_weight):
+        weights = (args.class_kl_weight, args.feature_weight, args.colour_shortfall_weight)
+        if run.arch.objective == "bins" and any(weights):
             self.semantic = SemanticConsistencyLoss(centres, args.semantic_temperature).to(device)
         extra = {ModelKind.EXEMPLAR: "reference"}.get(run.arch.kind)
         if run.arch.objective == "guided" or self.semantic is not None:
@@ -324,10 +334,14 @@ class Trainer:
     def semantic_term(self, logits, lightness, truth_rgb) -> torch.Tensor:
         """The weighted semantic-consistency loss on the first --semantic-photos of the batch."""
         k, args = self.args.semantic_photos, self.args
-        class_kl, features = self.semantic(logits[:k], lightness[:k], truth_rgb[:k])
-        self.run.terms.setdefault("class_kl", []).append(class_kl.item())
-        self.run.terms.setdefault("feature_distance", []).append(features.item())
-        return args.class_kl_weight * class_kl + args.feature_weight * features
+        terms = self.semantic(logits[:k], lightness[:k], truth_rgb[:k])
+        for name, value in terms._asdict().items():
+            self.run.terms.setdefault(name, []).append(value.item())
+        return (
+            args.class_kl_weight * terms.class_kl
+            + args.feature_weight * terms.feature_distance
+            + args.colour_shortfall_weight * terms.colour_shortfall
+        )
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -425,8 +439,12 @@ class Trainer:
         run.save(args.out / "last.pt")
 
     def _piece_over(self, started: float) -> bool:
-        minutes = self.args.stop_after_minutes
-        return self.stop_requested or bool(minutes and time.time() - started > minutes * 60)
+        minutes, last_step = self.args.stop_after_minutes, self.args.stop_at_step
+        return (
+            self.stop_requested
+            or bool(minutes and time.time() - started > minutes * 60)
+            or bool(last_step and self.run.progress.step >= last_step)
+        )
 
 
 def train(args: argparse.Namespace) -> Path:
