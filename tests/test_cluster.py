@@ -132,3 +132,35 @@ def test_an_unreachable_scheduler_is_said_within_seconds(test_manifest, photos, 
     assert done.returncode == 2 and "cannot reach the Dask scheduler" in done.stderr
     assert time.monotonic() - started < 60
     assert not (tmp_path / "never").exists()
+
+
+PAGE_FAULTS_OF_REUSED_ARRAYS = """
+import resource, sys
+import numpy as np
+from colorize_backend.daemon.memory import keep_freed_blocks
+
+def faults_per_array() -> float:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        np.ones((1024, 1024), np.float32).sum()  # a 4 MB buffer, freed at once
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+
+frozen = faults_per_array()
+changed = keep_freed_blocks()
+print(frozen, changed, faults_per_array())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_workers_reuse_freed_photo_buffers_despite_the_nannys_trim_setting():
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: every photo-sized
+    buffer is then mapped and faulted in anew; the worker plugin undoes that."""
+    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
+    done = subprocess.run(
+        [sys.executable, "-c", PAGE_FAULTS_OF_REUSED_ARRAYS],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    frozen, changed, reused = done.stdout.split()
+    assert changed == "True"
+    assert float(frozen) > 250  # the buffer's pages faulted in again for every array
+    assert float(reused) < float(frozen) / 5  # only the first array's pages

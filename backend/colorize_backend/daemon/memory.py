@@ -33,6 +33,25 @@ def trim() -> None:
         LIBC.malloc_trim(0)
 
 
+# glibc's mallopt parameters, and the ceiling its dynamic mmap threshold grows to on 64-bit
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+DYNAMIC_MMAP_CEILING = 32 * 2**20
+
+
+def keep_freed_blocks() -> bool:
+    """Let freed photo-sized blocks be reused, in a process started with MALLOC_TRIM_THRESHOLD_
+    (Dask's nanny sets 64 kB for every worker). Setting it freezes glibc's mmap threshold at
+    128 kB, so every 1-MP array is mapped, faulted in page by page and unmapped again: 11 ms
+    more CPU per 1-MP photo measured in a worker (benchmarks/README.md). This restores what
+    the dynamic threshold would reach (blocks up to 32 MB from the heap, trimmed past twice
+    that). False where nothing was changed (no such setting, or not glibc)."""
+    if LIBC is None or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return False
+    mapped = LIBC.mallopt(M_MMAP_THRESHOLD, DYNAMIC_MMAP_CEILING)
+    trimmed = LIBC.mallopt(M_TRIM_THRESHOLD, 2 * DYNAMIC_MMAP_CEILING)
+    return bool(mapped and trimmed)
+
+
 def rss_bytes() -> int:
     """Current resident set size of this process (0 where it cannot be read)."""
     try:

@@ -88,7 +88,8 @@ class ClusterReport:
 
 
 class ColorizerPlugin(WorkerPlugin):
-    """A Dask worker plugin: the worker's Colorizer, built once when the worker starts."""
+    """A Dask worker plugin: the worker's Colorizer, built once when the worker starts, and
+    an allocator that reuses freed photo buffers (`daemon.memory.keep_freed_blocks`)."""
 
     name = PLUGIN_NAME
 
@@ -101,7 +102,9 @@ class ColorizerPlugin(WorkerPlugin):
         from colorize_backend.core.engine import Engine
         from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
         from colorize_backend.core.pipeline import Colorizer
+        from colorize_backend.daemon.memory import keep_freed_blocks
 
+        keep_freed_blocks()
         compiled.load_in_background()
         settings = self.engine
         providers = ["CPUExecutionProvider"] if settings.cpu else None
