@@ -134,33 +134,50 @@ def test_an_unreachable_scheduler_is_said_within_seconds(test_manifest, photos, 
     assert not (tmp_path / "never").exists()
 
 
-PAGE_FAULTS_OF_REUSED_ARRAYS = """
-import resource, sys
+FREED_BUFFER_KEPT = """
+import ctypes
 import numpy as np
-from colorize_backend.daemon.memory import keep_freed_blocks
+from colorize_backend.daemon.memory import LIBC, keep_freed_blocks
 
-def faults_per_array() -> float:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+LIBC.mallinfo2.restype = MallInfo2
+
+def free_heap_after_photo_buffers() -> int:
+    for _ in range(3):
         np.ones((1024, 1024), np.float32).sum()  # a 4 MB buffer, freed at once
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+    return LIBC.mallinfo2().fordblks
 
-frozen = faults_per_array()
+frozen = free_heap_after_photo_buffers()
 changed = keep_freed_blocks()
-print(frozen, changed, faults_per_array())
+print(frozen, changed, free_heap_after_photo_buffers())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_workers_reuse_freed_photo_buffers_despite_the_nannys_trim_setting():
-    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: every photo-sized
-    buffer is then mapped and faulted in anew; the worker plugin undoes that."""
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's
+    mmap threshold at 128 kB: every photo-sized buffer is mapped and handed back to the
+    system when freed. The worker plugin lets the heap keep it for the next photo."""
     env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
     done = subprocess.run(
-        [sys.executable, "-c", PAGE_FAULTS_OF_REUSED_ARRAYS],
+        [sys.executable, "-c", FREED_BUFFER_KEPT],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    frozen, changed, reused = done.stdout.split()
+    frozen, changed, kept = done.stdout.split()
     assert changed == "True"
-    assert float(frozen) > 250  # the buffer's pages faulted in again for every array
-    assert float(reused) < float(frozen) / 5  # only the first array's pages
+    assert int(frozen) < 2**20  # each 4 MB buffer went back to the system
+    assert int(kept) >= 4 * 2**20  # the heap keeps one for the next photo
+
+
+def test_tasks_carry_a_few_photos_and_every_thread_still_gets_several():
+    from colorize_backend.tools.cluster import MAX_PHOTOS_PER_TASK, photos_per_task
+
+    assert photos_per_task(3, threads=2) == 1  # a handful: one photo per task
+    assert photos_per_task(PHOTOS, threads=2) == 5  # these tests: 8 tasks for 2 threads
+    assert photos_per_task(1_000_000, threads=64) == MAX_PHOTOS_PER_TASK
+    for photos in range(1, 200):
+        per_task = photos_per_task(photos, threads=3)
+        assert per_task == 1 or photos / per_task >= 4 * 3

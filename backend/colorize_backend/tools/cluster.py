@@ -11,8 +11,10 @@ processes on this one):
   and write themselves; otherwise the client sends each photo's bytes and writes the
   results. Either way a result is written under a temporary name and renamed, so a killed
   worker leaves no partial result;
-- at most IN_FLIGHT_PER_THREAD tasks per worker thread are submitted at a time, so a million files
-  never become a million futures;
+- a task carries a few photos (`photos_per_task`), so Dask's own work per task and the
+  scheduler's load are shared among them;
+- at most IN_FLIGHT_PER_THREAD tasks per worker thread are submitted at a time, so a million
+  files never become a million futures;
 - a worker killed mid-run loses nothing: Dask runs its tasks elsewhere, each result is
   written once (a rerun task writes the same file again, atomically), and the summary
   says which workers were lost.
@@ -44,6 +46,8 @@ from colorize_backend.tools.images import WriteOptions
 
 PLUGIN_NAME = "gimp-colorize"
 IN_FLIGHT_PER_THREAD = 2
+MAX_PHOTOS_PER_TASK = 8
+TASKS_PER_THREAD = 4  # at least, so that no thread waits long for the others at the end
 CONNECT_TIMEOUT_S = 10
 
 
@@ -134,8 +138,13 @@ def _colorized(photo: Any, job: ClusterJob) -> tuple[Any, str, str]:
     return photo, address, result.provider
 
 
+def colorize_files(pairs: list[tuple[str, str]], job: ClusterJob) -> list[TaskResult]:
+    """On a worker that sees the files: each (source, target) read, colorized, written."""
+    return [colorize_file(source, target, job) for source, target in pairs]
+
+
 def colorize_file(source: str, target: str, job: ClusterJob) -> TaskResult:
-    """On a worker that sees the files: read, colorize, write atomically."""
+    """Read, colorize, write atomically (write_photo's temporary name, then rename)."""
     from colorize_backend.tools.images import read_photo, write_photo
 
     started = time.perf_counter()
@@ -149,10 +158,17 @@ def colorize_file(source: str, target: str, job: ClusterJob) -> TaskResult:
     return TaskResult(source, address, provider, time.perf_counter() - started)
 
 
+def colorize_many_bytes(
+    photos: list[tuple[str, bytes, str]], job: ClusterJob
+) -> list[tuple[TaskResult, bytes]]:
+    """On a worker that does not see the files: each (name, bytes, result suffix) colorized."""
+    return [colorize_bytes(source, data, suffix, job) for source, data, suffix in photos]
+
+
 def colorize_bytes(
     source: str, data: bytes, suffix: str, job: ClusterJob
 ) -> tuple[TaskResult, bytes]:
-    """On a worker that does not see the files: the photo's bytes in, the result's out."""
+    """One photo's bytes in, the encoded result's bytes out."""
     from colorize_backend.tools.images import decode_photo, write_photo
 
     started = time.perf_counter()
@@ -246,21 +262,27 @@ def workers_see(client: Any, tasks: list[Task]) -> bool:
     return bool(answers) and all(answers.values())
 
 
-def submissions(client: Any, tasks: list[Task], job: ClusterJob, by_path: bool) -> Iterator:
-    """One future per task, made only when asked for (the caller bounds how many exist)."""
+def photos_per_task(photos: int, threads: int) -> int:
+    """How many photos one Dask task carries: Dask's own work (about 7.5 ms of CPU per task
+    here, docs/cluster.md) is shared among them, while every worker thread still gets at
+    least TASKS_PER_THREAD tasks."""
+    return max(1, min(MAX_PHOTOS_PER_TASK, photos // (TASKS_PER_THREAD * threads)))
+
+
+def submissions(
+    client: Any, tasks: list[Task], job: ClusterJob, by_path: bool, per_task: int
+) -> Iterator[tuple[list[Task], Any]]:
+    """One future per group of `per_task` photos, made only when asked for (the caller
+    bounds how many exist, and so how many photos' bytes are read ahead)."""
     shared_job = client.scatter(job, broadcast=True)
-    for task in tasks:
+    for first in range(0, len(tasks), per_task):
+        group = tasks[first : first + per_task]
         if by_path:
-            yield task, client.submit(
-                colorize_file, str(task.source.resolve()), str(task.target.resolve()),
-                shared_job, pure=False,
-            )  # fmt: skip
+            pairs = [(str(t.source.resolve()), str(t.target.resolve())) for t in group]
+            yield group, client.submit(colorize_files, pairs, shared_job, pure=False)
         else:
-            data = task.source.read_bytes()
-            yield task, client.submit(
-                colorize_bytes, str(task.source), data, task.target.suffix, shared_job,
-                pure=False,
-            )  # fmt: skip
+            photos = [(str(t.source), t.source.read_bytes(), t.target.suffix) for t in group]
+            yield group, client.submit(colorize_many_bytes, photos, shared_job, pure=False)
 
 
 class WorkerView:
@@ -302,16 +324,17 @@ def run(
         report.transfer = "paths" if by_path else "bytes"
         view = WorkerView(client)
         report.workers_seen |= set(view.workers())
-        pending = submissions(client, tasks, job, by_path)
+        per_task = photos_per_task(len(tasks), view.threads())
+        pending = submissions(client, tasks, job, by_path, per_task)
         bar = tqdm(total=len(tasks), unit="photo", file=sys.stderr, disable=not tasks)
         running: as_completed = as_completed()
-        owners: dict[Any, Task] = {}
+        owners: dict[Any, list[Task]] = {}
         _top_up(view, pending, running, owners)
         with bar:
             for future in running:
-                task = owners.pop(future)
-                _finish(future, task, summary, report)
-                bar.update(1)
+                group = owners.pop(future)
+                _finish(future, group, summary, report)
+                bar.update(len(group))
                 report.workers_seen |= set(view.workers())
                 _top_up(view, pending, running, owners)
         report.workers_lost = report.workers_seen - set(view.workers(fresh=True))
@@ -321,23 +344,30 @@ def run(
 
 def _top_up(view: WorkerView, pending: Iterator, running: Any, owners: dict) -> None:
     """Submit tasks until IN_FLIGHT_PER_THREAD per worker thread are in flight
-    (backpressure: every thread has its next photo waiting, and no more)."""
+    (backpressure: every thread has its next photos waiting, and no more)."""
     while len(owners) < IN_FLIGHT_PER_THREAD * view.threads():
         try:
-            task, future = next(pending)
+            group, future = next(pending)
         except StopIteration:
             return
-        owners[future] = task
+        owners[future] = group
         running.add(future)
 
 
-def _finish(future: Any, task: Task, summary: Summary, report: ClusterReport) -> None:
-    """Count one finished task; in bytes mode write its result here, atomically."""
+def _finish(future: Any, group: list[Task], summary: Summary, report: ClusterReport) -> None:
+    """Count one finished task's photos; in bytes mode write their results here."""
     try:
-        outcome = future.result()
+        outcomes = future.result()
     except Exception as exc:  # the task itself failed (e.g. a worker died three times)
-        summary.failed.append(f"{task.source}: {type(exc).__name__}: {exc}")
+        for task in group:
+            summary.failed.append(f"{task.source}: {type(exc).__name__}: {exc}")
         return
+    for task, outcome in zip(group, outcomes, strict=True):
+        _finish_photo(task, outcome, summary, report)
+
+
+def _finish_photo(task: Task, outcome: Any, summary: Summary, report: ClusterReport) -> None:
+    """Count one photo; in bytes mode write its result here, atomically."""
     result, encoded = outcome if isinstance(outcome, tuple) else (outcome, None)
     if result.error:
         summary.failed.append(f"{task.source}: {result.error}")
