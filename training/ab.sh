@@ -43,43 +43,15 @@ train_arm() {
     --init-onnx models/fusion-effnet.onnx $(lever "$arm")
 }
 
-measure() {  # measure NAME ONNX OUT_DIR
-  local name=$1 onnx=$2 out=$3 manifest
-  manifest=$(mktemp -d)/manifest.json
-  cp "$onnx" "$(dirname "$manifest")/$name.onnx"
-  "$PY" - "$manifest" "$name" <<'PY'
-import json, sys
-from pathlib import Path
-from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
-manifest, name = Path(sys.argv[1]), sys.argv[2]
-shipped = json.loads(MANIFEST_PATH.read_text())
-entry = dict(next(m for m in shipped["models"] if m["name"] == shipped["default"]))
-entry.update(name=name, file=f"{name}.onnx", sha256=sha256_of(manifest.parent / f"{name}.onnx"))
-manifest.write_text(json.dumps({"version": 1, "default": name, "models": [entry]}))
-PY
-  local common=(--manifest "$manifest" --threads "$THREADS")
-  nice -n 19 "$PY" -m training.evaluate "${common[@]}" --data "$DATA/extra/val" --limit 300 \
-    --rows "$out/rows-extra.jsonl" > "$out/eval-extra.json"
-  nice -n 19 "$PY" -m training.evaluate "${common[@]}" --data "$DATA/extra/val" \
-    --classified-only --recognition --rows "$out/rows-classified.jsonl" \
-    > "$out/eval-classified.json"
-  nice -n 19 "$PY" -m training.evaluate "${common[@]}" --data "$DATA/val" --limit 300 \
-    --rows "$out/rows-val.jsonl" > "$out/eval-val.json"
-}
-
 for arm in "$@"; do
   if [ "$arm" = shipped ]; then
     mkdir -p "$RUNS/shipped"
-    [ -s "$RUNS/shipped/eval-val.json" ] || \
-      measure shipped models/fusion-effnet.onnx "$RUNS/shipped"
+    [ -s "$RUNS/shipped/eval-classified.json" ] || \
+      training/measure.sh models/fusion-effnet.onnx "$RUNS/shipped"
     continue
   fi
   lever "$arm" > /dev/null
   train_arm "$arm"
-  if [ ! -s "$RUNS/$arm/eval-val.json" ]; then
-    mkdir -p "$RUNS/$arm/export"
-    nice -n 19 "$PY" -m training.export "$RUNS/$arm/last.pt" --name "$arm" --temperature 0.8 \
-      --manifest "$RUNS/$arm/export/manifest.json"
-    measure "$arm" "$RUNS/$arm/export/$arm.onnx" "$RUNS/$arm"
-  fi
+  [ -s "$RUNS/$arm/eval-classified.json" ] || \
+    training/measure.sh "$RUNS/$arm/last.pt" "$RUNS/$arm" 0.8
 done

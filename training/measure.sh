@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Measure one automatic colorizer through the backend's own pipeline (issue 16's ship rule):
+# PSNR and colourfulness on 300 extra/val and 300 val photos, and PSNR, colourfulness and
+# classifier top-1 under both judges (Lite0, Lite2) on every classified extra/val photo.
+#
+#   training/measure.sh MODEL OUT_DIR [TEMPERATURE]
+#
+# MODEL is an ONNX file, or a training checkpoint (.pt) that is first exported at TEMPERATURE
+# (default 0.6, the shipped default's). OUT_DIR receives eval-{extra,classified,val}.json and
+# rows-*.jsonl; compare two models with
+#   python -m training.compare BASE/rows-extra.jsonl CANDIDATE/rows-extra.jsonl
+# Environment: DATA (default ../shared/datasets), THREADS (default 1), PY, PARTS (default
+# "extra val classified": the cheaper two first; the classified part takes ~7 minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/datasets}
+THREADS=${THREADS:-1}
+PY=${PY:-.venv/bin/python}
+model=$1 out=$2 temperature=${3:-0.6}
+mkdir -p "$out"
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+name=candidate
+if [[ "$model" == *.pt ]]; then
+  nice -n 19 "$PY" -m training.export "$model" --name "$name" --temperature "$temperature" \
+    --manifest "$workdir/export.json" > /dev/null
+  cp "$workdir/$name.onnx" "$out/$name.onnx"
+else
+  cp "$model" "$workdir/$name.onnx"
+fi
+# A one-model manifest: the shipped default's entry (its input size and kind) for this file.
+"$PY" - "$workdir/manifest.json" "$name" <<'PY'
+import json, sys
+from pathlib import Path
+from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
+manifest, name = Path(sys.argv[1]), sys.argv[2]
+shipped = json.loads(MANIFEST_PATH.read_text())
+entry = dict(next(m for m in shipped["models"] if m["name"] == shipped["default"]))
+entry.update(name=name, file=f"{name}.onnx", sha256=sha256_of(manifest.parent / f"{name}.onnx"))
+manifest.write_text(json.dumps({"version": 1, "default": name, "models": [entry]}))
+PY
+common=(--manifest "$workdir/manifest.json" --threads "$THREADS")
+for part in ${PARTS:-extra val classified}; do
+  case "$part" in
+    extra) args=(--data "$DATA/extra/val" --limit 300) ;;
+    val) args=(--data "$DATA/val" --limit 300) ;;
+    classified) args=(--data "$DATA/extra/val" --classified-only --recognition) ;;
+    *) echo "unknown part $part" >&2; exit 2 ;;
+  esac
+  nice -n 19 "$PY" -m training.evaluate "${common[@]}" "${args[@]}" \
+    --rows "$out/rows-$part.jsonl" > "$out/eval-$part.json"
+  echo "$part: $(cat "$out/eval-$part.json" | tr -d '\n' | cut -c1-200)"
+done
