@@ -48,6 +48,31 @@ from training.teacher import ImageNetTeacher
 LOG = logging.getLogger("training.train")
 
 
+def add_semantic_arguments(p: argparse.ArgumentParser) -> None:
+    """The semantic-consistency loss's options (issue 16's levers), one group in --help."""
+    semantic = p.add_argument_group(
+        "semantic consistency (bin colorizers; training.semantic_loss)",
+        "a frozen ImageNet classifier compares the colorized crop with the true colour one",
+    )
+    semantic.add_argument("--class-kl-weight", type=float, default=0.0)
+    semantic.add_argument("--feature-weight", type=float, default=0.0)
+    semantic.add_argument(
+        "--colour-shortfall-weight",
+        type=float,
+        default=0.0,
+        help="weight of the colorized crop's colourfulness shortfall below the truth's",
+    )
+    semantic.add_argument(
+        "--semantic-photos", type=int, default=16, help="photos of each batch it judges"
+    )
+    semantic.add_argument(
+        "--semantic-temperature",
+        type=float,
+        default=0.8,
+        help="annealed-mean temperature of the judged colour (the exported one)",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", choices=TRAINED_END_TO_END, required=True)
@@ -93,27 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="never draw training photos less colourful than this (Hasler & Süsstrunk)",
     )
-    semantic = p.add_argument_group(
-        "semantic consistency (bin colorizers; training.semantic_loss)",
-        "a frozen ImageNet classifier compares the colorized crop with the true colour one",
-    )
-    semantic.add_argument("--class-kl-weight", type=float, default=0.0)
-    semantic.add_argument("--feature-weight", type=float, default=0.0)
-    semantic.add_argument(
-        "--colour-shortfall-weight",
-        type=float,
-        default=0.0,
-        help="weight of the colorized crop's colourfulness shortfall below the truth's",
-    )
-    semantic.add_argument(
-        "--semantic-photos", type=int, default=16, help="photos of each batch it judges"
-    )
-    semantic.add_argument(
-        "--semantic-temperature",
-        type=float,
-        default=0.8,
-        help="annealed-mean temperature of the judged colour (the exported one)",
-    )
+    add_semantic_arguments(p)
     return p.parse_args(argv)
 
 
