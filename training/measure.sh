@@ -12,11 +12,11 @@
 # Environment: DATA (default ../shared/datasets), THREADS (default 1), PY, PARTS (default
 # "extra val classified": the cheaper two first; the classified part takes ~7 minutes).
 set -euo pipefail
+model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-0.6}  # before the cd below
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets}
 THREADS=${THREADS:-1}
 PY=${PY:-.venv/bin/python}
-model=$1 out=$2 temperature=${3:-0.6}
 mkdir -p "$out"
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
