@@ -263,3 +263,17 @@ def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos,
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     entry = json.loads((tmp_path / "out/manifest.json").read_text())["models"][0]
     assert entry["name"] == "fusion-semantic-gpu" and entry["training"]["steps"] == 2
+
+
+def test_a_resumed_run_learns_at_the_rate_it_is_given(photos, tmp_path):
+    """The optimiser's state comes from the checkpoint, its learning rate from --lr: a long
+    run can be continued at a lower rate."""
+    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
+    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
+    common += ["--batch", "4", "--steps", "2", "--threads", "2", "--backbone-lr-scale", "0.1"]
+    train.train(train.parse_args(common + ["--lr", "1e-3"]))
+    args = train.parse_args(common + ["--lr", "2e-4"])
+    run = train.new_run(args, train.PhotoSet.load(args.data, args.cache_size, args.cache))
+    assert run.progress.step == 2
+    assert [g["base_lr"] for g in run.optimizer.param_groups] == pytest.approx([2e-4, 2e-5])
+    assert all(run.optimizer.state_dict()["state"].values())  # Adam's moments carried over

@@ -230,7 +230,10 @@ def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
     optimizer = _optimizer(model, args)
     progress = Progress(**state["progress"]) if state else Progress()
     if state:
+        given_rates = [group["base_lr"] for group in optimizer.param_groups]
         optimizer.load_state_dict(state["optimizer"])
+        for group, base_lr in zip(optimizer.param_groups, given_rates, strict=True):
+            group["base_lr"] = base_lr  # a resumed piece learns at the --lr it is given
         LOG.info("resumed at step %d of %d", progress.step, progress.total_steps)
     return Run(arch, model, optimizer, centres, weights, progress, args)
 
