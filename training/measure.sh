@@ -18,28 +18,18 @@ DATA=${DATA:-../shared/datasets}
 THREADS=${THREADS:-1}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$out"
-workdir=$(mktemp -d)
-trap 'rm -rf "$workdir"' EXIT
-name=candidate
+onnx=$model
 if [[ "$model" == *.pt ]]; then
-  nice -n 19 "$PY" -m training.export "$model" --name "$name" --temperature "$temperature" \
-    --manifest "$workdir/export.json" > /dev/null
-  cp "$workdir/$name.onnx" "$out/$name.onnx"
-else
-  cp "$model" "$workdir/$name.onnx"
+  workdir=$(mktemp -d)
+  trap 'rm -rf "$workdir"' EXIT
+  nice -n 19 "$PY" -m training.export "$model" --name candidate --temperature "$temperature" \
+    --manifest "$workdir/manifest.json" > /dev/null
+  onnx=$out/candidate.onnx
+  cp "$workdir/candidate.onnx" "$onnx"
 fi
-# A one-model manifest: the shipped default's entry (its input size and kind) for this file.
-"$PY" - "$workdir/manifest.json" "$name" <<'PY'
-import json, sys
-from pathlib import Path
-from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
-manifest, name = Path(sys.argv[1]), sys.argv[2]
-shipped = json.loads(MANIFEST_PATH.read_text())
-entry = dict(next(m for m in shipped["models"] if m["name"] == shipped["default"]))
-entry.update(name=name, file=f"{name}.onnx", sha256=sha256_of(manifest.parent / f"{name}.onnx"))
-manifest.write_text(json.dumps({"version": 1, "default": name, "models": [entry]}))
-PY
-common=(--manifest "$workdir/manifest.json" --threads "$THREADS")
+# An .onnx path is a model the backend resolves like a user's own (kind from its inputs,
+# the default's working size), so no manifest entry is needed.
+common=(--model "$onnx" --threads "$THREADS")
 for part in ${PARTS:-extra val classified}; do
   case "$part" in
     extra) args=(--data "$DATA/extra/val" --limit 300) ;;
@@ -49,5 +39,5 @@ for part in ${PARTS:-extra val classified}; do
   esac
   nice -n 19 "$PY" -m training.evaluate "${common[@]}" "${args[@]}" \
     --rows "$out/rows-$part.jsonl" > "$out/eval-$part.json"
-  echo "$part: $(cat "$out/eval-$part.json" | tr -d '\n' | cut -c1-200)"
+  echo "$part: $(tr -d '\n' < "$out/eval-$part.json" | cut -c1-200)"
 done
