@@ -1,6 +1,6 @@
 """Films: frames colorized with the colour carried along the motion, videos through PyAV.
 
-Needs the `video` extra (PyAV and OpenCV); skipped without it.
+Needs the `video` extra (PyAV) and OpenCV; skipped without them.
 """
 
 from __future__ import annotations

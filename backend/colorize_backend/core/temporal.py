@@ -14,7 +14,7 @@ once, the scene was cut: the colour restarts from the prediction. A key frame (a
 person coloured) sets the colour with full confidence, and its shot carries colour more
 strongly, so the chosen colours stay until the next cut.
 
-Needs OpenCV (the `video` extra).
+Needs OpenCV, a core dependency: the GIMP plug-in's animations use this as films do.
 """
 
 from __future__ import annotations
