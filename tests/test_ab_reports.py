@@ -35,6 +35,23 @@ def test_paired_interval_matches_scipy_bootstrap(tmp_path):
     assert high == pytest.approx(reference.high, abs=0.01)
 
 
+def test_rows_from_another_data_root_pair_up(tmp_path, capsys):
+    names = ("extra/val/animals/a.jpg", "extra/val/birds/a.jpg")
+    write_rows(tmp_path / "a.jsonl", {f"../shared/datasets/{n}": 20.0 for n in names})
+    write_rows(tmp_path / "b.jsonl", {f"/work/shared/datasets/{n}": 21.0 for n in names})
+    compare.main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--measures", "psnr"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["psnr"]["photos"] == 2
+    assert report["psnr"]["difference"] == pytest.approx(1.0)
+
+
+def test_rows_of_other_photos_are_refused(tmp_path):
+    write_rows(tmp_path / "a.jsonl", {"val/x/a.jpg": 20.0})
+    write_rows(tmp_path / "b.jsonl", {"val/x/b.jpg": 21.0})
+    with pytest.raises(SystemExit):
+        compare.main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
+
+
 def test_table_row_reads_measurements_and_cpu_time(tmp_path):
     arm = tmp_path / "semantic"
     arm.mkdir()

@@ -3,9 +3,11 @@ confidence intervals, from the per-photo rows `training.evaluate --rows` writes.
 
 python -m training.compare BASE_ROWS.jsonl CANDIDATE_ROWS.jsonl [--measures psnr cf ...]
 
-Both files must hold the same photos (matched by file). For each measure: the two means,
-the mean paired difference and its 95 % interval (10,000 resamples of the photos); an
-interval that excludes 0 is a difference larger than the noise of choosing these photos.
+Both files must hold the same photos, matched by the last three parts of their path
+(split/group/name), so rows written with another data root still pair up. For each
+measure: the two means, the mean paired difference and its 95 % interval (10,000 resamples
+of the photos); an interval that excludes 0 is a difference larger than the noise of
+choosing these photos.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ import numpy as np
 DEFAULT_MEASURES = ("psnr", "cf", "top1_ours_lite0", "top1_ours_lite2")
 
 
+def photo_key(file: str) -> str:
+    """The photo's split/group/name: the same photo read through `../shared/datasets` or an
+    absolute root is one photo."""
+    return "/".join(Path(file).parts[-3:])
+
+
 def read_rows(path: Path) -> dict[str, dict]:
-    return {row["file"]: row for row in map(json.loads, path.read_text().splitlines())}
+    rows = map(json.loads, path.read_text().splitlines())
+    return {photo_key(row["file"]): row for row in rows}
 
 
 def paired(base: dict[str, dict], candidate: dict[str, dict], measure: str, seed: int = 0):
@@ -44,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES))
     args = p.parse_args(argv)
     base, candidate = read_rows(args.base), read_rows(args.candidate)
+    if not base.keys() & candidate.keys():
+        p.error(f"{args.base} and {args.candidate} share no photo")
     report = {}
     for measure in args.measures:
         found = paired(base, candidate, measure)
