@@ -13,6 +13,8 @@
 # shipped ONNX file, e.g. the semantic A/B arm's last.pt: its 800 steps are not thrown away).
 # The rate is 1.5e-4 since 2026-12-03: from the shipped default's weights, 400 steps at 5e-4
 # wandered around it, at 1.5e-4 they gained +0.43 dB on extra/val (models/README.md).
+# The colour-shortfall term at 0.3 since 2026-12-04 (from step 3409, the arm's state): at the
+# low export temperatures that keep val's colour it gives +0.15 dB at equal colour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$HOME/colorize-runs/long}
@@ -28,5 +30,5 @@ exec nice -n 19 "$PY" -m training.train --arch fusion \
   --min-scale 0.55 --batch 32 --steps "${STEPS:-24000}" --lr 1.5e-4 --warmup-steps 300 \
   --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
   --checkpoint-minutes 5 --threads "${THREADS:-1}" \
-  --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 \
+  --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 --colour-shortfall-weight 0.3 \
   "${START[@]}" ${EXTRA:-}
