@@ -47,6 +47,21 @@ def test_evaluate_reports_every_metric_and_updates_the_manifest(photo_folder, tm
     assert stored["psnr_db"] == report["psnr_db"]
 
 
+def test_a_named_subset_of_the_metrics_is_stored_beside_the_headline(
+    photo_folder, tmp_path, capsys
+):
+    manifest = models_folder(tmp_path)
+    subset = photo_folder / "a"
+    common = ["--manifest", str(manifest), "--update-manifest"]
+    evaluate.main(["--data", str(subset), *common, "--metrics-key", "extra_val"])
+    subset_report = json.loads(capsys.readouterr().out)
+    evaluate.main(["--data", str(photo_folder), *common])
+    headline = json.loads(capsys.readouterr().out)
+    stored = json.loads(manifest.read_text())["models"][0]["metrics"]
+    assert stored["photos"] == headline["photos"] == 6
+    assert stored["extra_val"] == subset_report and subset_report["photos"] == 3
+
+
 def test_recognition_scores_the_photos_that_name_their_imagenet_class(
     photo_folder, tmp_path, capsys
 ):

@@ -1,7 +1,7 @@
 """Evaluate an exported ONNX colorizer through the backend's own pipeline.
 
 python -m training.evaluate --model NAME_OR_PATH --data ../shared/datasets/val [--limit N]
-        [--manifest PATH] [--update-manifest]
+        [--manifest PATH] [--update-manifest [--metrics-key KEY]]
 
 Each photo is resized to 256x256, reduced to its CIE lightness (as a u8 grey
 photo), colorized by colorize_backend.core.engine exactly as the daemon would, and compared
@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="models to choose from")
     p.add_argument("--update-manifest", action="store_true", help="store the report in it")
     p.add_argument(
+        "--metrics-key",
+        help="store the report as this named subset of the model's metrics (e.g. extra_val) "
+        "instead of its headline figures",
+    )
+    p.add_argument(
         "--recognition",
         action="store_true",
         help="also score ImageNet classifiers on truth, grey and colorized photos",
@@ -135,8 +140,19 @@ def main(argv: list[str] | None = None) -> None:
         data = json.loads(args.manifest.read_text())
         for entry in data["models"]:
             if entry["name"] == name:
-                entry["metrics"] = report
+                entry["metrics"] = stored_metrics(
+                    entry.get("metrics", {}), report, args.metrics_key
+                )
         args.manifest.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def stored_metrics(metrics: dict, report: dict, key: str | None) -> dict:
+    """The model's metrics with this report in place: as the named subset, or as the headline
+    figures beside the named subsets measured before (a new headline keeps them)."""
+    if key:
+        return {**metrics, key: report}
+    subsets = {name: value for name, value in metrics.items() if isinstance(value, dict)}
+    return {**report, **subsets}
 
 
 if __name__ == "__main__":
