@@ -55,10 +55,12 @@ def test_a_named_subset_of_the_metrics_is_stored_beside_the_headline(
     common = ["--manifest", str(manifest), "--update-manifest"]
     evaluate.main(["--data", str(subset), *common, "--metrics-key", "extra_val"])
     subset_report = json.loads(capsys.readouterr().out)
-    evaluate.main(["--data", str(photo_folder), *common])
-    headline = json.loads(capsys.readouterr().out)
+    for data in (subset, photo_folder):  # a second headline replaces the first, groups too
+        evaluate.main(["--data", str(data), *common])
+        headline = json.loads(capsys.readouterr().out)
     stored = json.loads(manifest.read_text())["models"][0]["metrics"]
     assert stored["photos"] == headline["photos"] == 6
+    assert stored["by_group"] == headline["by_group"]
     assert stored["extra_val"] == subset_report and subset_report["photos"] == 3
 
 

@@ -152,7 +152,7 @@ def stored_metrics(metrics: dict, report: dict, key: str | None) -> dict:
     if key:
         return {**metrics, key: report}
     subsets = {name: value for name, value in metrics.items() if isinstance(value, dict)}
-    return {**report, **subsets}
+    return {**subsets, **report}
 
 
 if __name__ == "__main__":
