@@ -18,7 +18,7 @@
 # INIT=.gpu/fusion-semantic-gpu.onnx (copy it into .gpu/ first).
 #
 #   training/gpu_run.sh PACK [MINUTES]
-#   env: OUT, STEPS, DEVICE (cuda), INIT, BATCH, TEMPERATURE (the export's, 0.35)
+#   env: OUT, STEPS, DEVICE (cuda), INIT, BATCH, TEMPERATURE (the export's, 0.4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACK=$1
@@ -43,5 +43,5 @@ export PYTHONPATH="$PWD/backend:$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
   --init-onnx "${INIT:-models/fusion-effnet.onnx}" 2>&1 | tee "$OUT/train.log"
 cp "$WORK/run/history.jsonl" "$OUT/" 2>/dev/null || true
 "$PY" -m training.export "$WORK/run/last.pt" --name fusion-semantic-gpu \
-  --temperature "${TEMPERATURE:-0.35}" --manifest "$OUT/manifest.json" \
+  --temperature "${TEMPERATURE:-0.4}" --manifest "$OUT/manifest.json" \
   --training-data "packed subset $(basename "$PACK")"

@@ -6,13 +6,13 @@
 #   training/measure.sh MODEL OUT_DIR [TEMPERATURE]
 #
 # MODEL is an ONNX file, or a training checkpoint (.pt) that is first exported at TEMPERATURE
-# (default 0.6, the shipped default's). OUT_DIR receives eval-{extra,classified,val}.json and
+# (default 0.4, the shipped default's). OUT_DIR receives eval-{extra,classified,val}.json and
 # rows-*.jsonl; compare two models with
 #   python -m training.compare BASE/rows-extra.jsonl CANDIDATE/rows-extra.jsonl
 # Environment: DATA (default ../shared/datasets), THREADS (default 1), PY, PARTS (default
 # "extra val classified": the cheaper two first; the classified part takes ~7 minutes).
 set -euo pipefail
-model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-0.6}  # before the cd below
+model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-0.4}  # before the cd below
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets}
 THREADS=${THREADS:-1}
