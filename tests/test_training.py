@@ -16,7 +16,7 @@ pytest.importorskip("efficientnet_lite_pytorch")
 
 from colorize_backend.core.contract import ReferenceMode  # noqa: E402
 from colorize_backend.core.engine import Engine  # noqa: E402
-from colorize_backend.core.manifest import Manifest  # noqa: E402
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest  # noqa: E402
 from colorize_backend.core.options import ColorizeOptions  # noqa: E402
 from colorize_backend.core.pipeline import Colorizer  # noqa: E402
 from colorize_backend.core.reference import Reference  # noqa: E402
@@ -101,6 +101,10 @@ def test_architecture_trains_exports_and_colorizes(name, photos, tmp_path, photo
     export.main([str(checkpoint), "--name", name, "--manifest", str(manifest)])
     entry = json.loads(manifest.read_text())["models"][0]
     assert entry["kind"] == ARCHITECTURES[name].kind and len(entry["sha256"]) == 64
+    if ARCHITECTURES[name].objective == "bins":  # judged at the shipped default's temperature
+        shipped = json.loads(MANIFEST_PATH.read_text())
+        default = next(m for m in shipped["models"] if m["name"] == shipped["default"])
+        assert entry["annealed_mean_temperature"] == default["annealed_mean_temperature"]
 
     colorizer = Colorizer(Manifest.load(manifest), Engine(["CPUExecutionProvider"], threads=2))
     grey = photo[..., :1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from colorize_backend.core.contract import AUTO_AB, OUTPUT, REFERENCE_LAB, ModelKind, example_inputs
-from colorize_backend.core.manifest import MANIFEST_PATH, sha256_of
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, sha256_of
 
 from training.arch import ARCHITECTURES
 from training.bins import AnnealedMean
@@ -25,7 +25,7 @@ class ExportedColorizer(nn.Module):
     """The exported graph: the contract's inputs → network → ab (bins decoded by annealed mean)."""
 
     def __init__(
-        self, network: nn.Module, centres: torch.Tensor, objective: str, temperature: float = 0.38
+        self, network: nn.Module, centres: torch.Tensor, objective: str, temperature: float
     ):
         super().__init__()
         self.network = network
@@ -35,7 +35,7 @@ class ExportedColorizer(nn.Module):
         return self.decode(self.network(*inputs))
 
 
-def load_graph(checkpoint: Path, temperature: float = 0.38) -> tuple[ExportedColorizer, dict]:
+def load_graph(checkpoint: Path, temperature: float) -> tuple[ExportedColorizer, dict]:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     arch = ARCHITECTURES[state["arch"]]
     centres = torch.from_numpy(state["centres"])
@@ -89,6 +89,12 @@ def update_manifest(
     manifest.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def shipped_temperature(manifest: Path = MANIFEST_PATH) -> float:
+    """The default model's annealed-mean temperature: candidates are judged at the shipped one."""
+    shipped = Manifest.load(manifest)
+    return float(shipped.entries[str(shipped.default)].extra["annealed_mean_temperature"])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("checkpoint", type=Path)
@@ -97,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--temperature",
         type=float,
-        default=0.38,
-        help="annealed-mean temperature baked into the graph (lower = more vivid)",
+        help="annealed-mean temperature baked into the graph (lower = more vivid; "
+        "default: the shipped default model's)",
     )
     p.add_argument(
         "--input-size",
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         "(LFW, UTKFace, Cats vs Dogs, ...); see ../shared/datasets/README.md",
     )
     args = p.parse_args(argv)
+    if args.temperature is None:
+        args.temperature = shipped_temperature()
     graph, state = load_graph(args.checkpoint, args.temperature)
     target = args.manifest.parent / f"{args.name}.onnx"
     arch = ARCHITECTURES[state["arch"]]

@@ -6,13 +6,13 @@
 #   training/measure.sh MODEL OUT_DIR [TEMPERATURE]
 #
 # MODEL is an ONNX file, or a training checkpoint (.pt) that is first exported at TEMPERATURE
-# (default 0.4, the shipped default's). OUT_DIR receives eval-{extra,classified,val}.json and
-# rows-*.jsonl; compare two models with
+# (default: the shipped default's, from the manifest). OUT_DIR receives
+# eval-{extra,classified,val}.json and rows-*.jsonl; compare two models with
 #   python -m training.compare BASE/rows-extra.jsonl CANDIDATE/rows-extra.jsonl
 # Environment: DATA (default ../shared/datasets), THREADS (default 1), PY, PARTS (default
 # "extra val classified": the cheaper two first; the classified part takes ~7 minutes).
 set -euo pipefail
-model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-0.4}  # before the cd below
+model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-}  # before the cd below
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets}
 THREADS=${THREADS:-1}
@@ -22,8 +22,8 @@ onnx=$model
 if [[ "$model" == *.pt ]]; then
   workdir=$(mktemp -d)
   trap 'rm -rf "$workdir"' EXIT
-  nice -n 19 "$PY" -m training.export "$model" --name candidate --temperature "$temperature" \
-    --manifest "$workdir/manifest.json" > /dev/null
+  nice -n 19 "$PY" -m training.export "$model" --name candidate \
+    ${temperature:+--temperature "$temperature"} --manifest "$workdir/manifest.json" > /dev/null
   onnx=$out/candidate.onnx
   cp "$workdir/candidate.onnx" "$onnx"
 fi
