@@ -95,6 +95,31 @@ def shipped_temperature(manifest: Path = MANIFEST_PATH) -> float:
     return float(shipped.entries[str(shipped.default)].extra["annealed_mean_temperature"])
 
 
+def manifest_entry(args: argparse.Namespace, state: dict, target: Path) -> dict:
+    """The exported model's manifest entry: what it is, how it was trained, its file's sha256."""
+    arch = ARCHITECTURES[state["arch"]]
+    return {
+        "name": args.name,
+        "file": target.name,
+        "sha256": sha256_of(target),
+        "kind": arch.kind.value,
+        "input_size": args.input_size,
+        "multiple": 32,
+        "architecture": arch.name,
+        "description": arch.description,
+        "training_data": args.training_data,
+        "training": {
+            "steps": state["progress"]["step"],
+            "photos_seen": state["progress"]["photos_seen"],
+            "hours": round(state["progress"]["train_seconds"] / 3600, 2),
+        },
+        **({"annealed_mean_temperature": args.temperature} if arch.objective == "bins" else {}),
+        "precision": "fp16" if args.fp16 else "fp32",
+        "license": args.license,
+        "metrics": {},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("checkpoint", type=Path)
@@ -133,26 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     arch = ARCHITECTURES[state["arch"]]
     export_onnx(graph, arch.kind, target, args.fp16, arch.optional_inputs)
     update_manifest(
-        {
-            "name": args.name,
-            "file": target.name,
-            "sha256": sha256_of(target),
-            "kind": arch.kind.value,
-            "input_size": args.input_size,
-            "multiple": 32,
-            "architecture": arch.name,
-            "description": arch.description,
-            "training_data": args.training_data,
-            "training": {
-                "steps": state["progress"]["step"],
-                "photos_seen": state["progress"]["photos_seen"],
-                "hours": round(state["progress"]["train_seconds"] / 3600, 2),
-            },
-            **({"annealed_mean_temperature": args.temperature} if arch.objective == "bins" else {}),
-            "precision": "fp16" if args.fp16 else "fp32",
-            "license": args.license,
-            "metrics": {},
-        },
+        manifest_entry(args, state, target),
         manifest=args.manifest,
         make_default=args.default,
     )
