@@ -5,13 +5,14 @@ Needs the `train` extra (PyTorch, EfficientNet-Lite0); skipped without it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
 from colorize_backend.core.contract import ReferenceMode  # noqa: E402
@@ -260,13 +261,21 @@ def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos,
     pack.pack([photos], again, side=96, quality=85, budget=400_000, part=1)
     assert pack.unpack(packed, tmp_path / "unpacked") == count
     assert {p.parent.name for p in (tmp_path / "unpacked").rglob("*.jpg")} <= {"lfw", "scenes"}
-    env = dict(os.environ, WORK=str(tmp_path / "work"), OUT=str(tmp_path / "out"), DEVICE="cpu",
-               STEPS="2", BATCH="4", PY=sys.executable)  # fmt: skip
-    done = subprocess.run(["bash", str(REPO / "training/gpu_run.sh"), str(packed), "5"],
-                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    entry = json.loads((tmp_path / "out/manifest.json").read_text())["models"][0]
-    assert entry["name"] == "fusion-semantic-gpu" and entry["training"]["steps"] == 2
+    env = dict(os.environ, STAGE=str(tmp_path / "stage"), OUT=str(tmp_path / "out"),
+               DEVICE="cpu", STEPS="2", BATCH="4", PY=sys.executable)  # fmt: skip
+    for minutes, pack_file in (("0", packed), ("5", again)):  # two warm calls: stage, then train
+        done = subprocess.run(["bash", str(REPO / "training/gpu_run.sh"), minutes, str(pack_file)],
+                              env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 packs" in done.stdout
+    parts = sorted((tmp_path / "out").glob("last.pt.part-*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"".join(p.read_bytes() for p in parts))
+    digest = (tmp_path / "out/last.pt.sha256").read_text().split()[0]
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == digest
+    state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    assert state["progress"]["step"] == 2
 
 
 def test_a_resumed_run_learns_at_the_rate_it_is_given(photos, tmp_path):
