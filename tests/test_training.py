@@ -290,3 +290,29 @@ def test_a_resumed_run_learns_at_the_rate_it_is_given(photos, tmp_path):
     assert run.progress.step == 2
     assert [g["base_lr"] for g in run.optimizer.param_groups] == pytest.approx([2e-4, 2e-5])
     assert all(run.optimizer.state_dict()["state"].values())  # Adam's moments carried over
+
+
+def test_a_moving_average_of_the_weights_carries_across_pieces_and_is_what_is_exported(
+    photos, tmp_path
+):
+    """--ema-decay: the checkpoint carries the average, a resumed piece continues it (not
+    restarts it), and export builds the graph from it rather than the last step's weights."""
+    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
+    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
+    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    train.train(train.parse_args(common + ["--steps", "5", "--stop-at-step", "3"]))
+    state = torch.load(tmp_path / "run/last.pt", weights_only=False, map_location="cpu")
+    assert int(state["ema"]["n_averaged"]) == 3
+    train.train(train.parse_args(common + ["--steps", "5"]))
+    state = torch.load(tmp_path / "run/last.pt", weights_only=False, map_location="cpu")
+    assert int(state["ema"]["n_averaged"]) == 5
+
+    graph, _ = export.load_graph(tmp_path / "run/last.pt", temperature=0.4)
+    exported = graph.network.state_dict()
+    averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+    moved = [k for k, v in state["model"].items() if v.is_floating_point()
+             and not torch.equal(v, averaged[k])]  # fmt: skip
+    assert moved  # the average lags the last step at this rate
+    assert all(torch.equal(exported[k], averaged[k]) for k in moved)
+    last_step, _ = export.load_graph(tmp_path / "run/last.pt", temperature=0.4, average=False)
+    assert all(torch.equal(last_step.network.state_dict()[k], state["model"][k]) for k in moved)

@@ -35,12 +35,23 @@ class ExportedColorizer(nn.Module):
         return self.decode(self.network(*inputs))
 
 
-def load_graph(checkpoint: Path, temperature: float) -> tuple[ExportedColorizer, dict]:
+def judged_weights(state: dict, average: bool = True) -> dict:
+    """The moving average of the weights when the run kept one (--ema-decay), else the last
+    step's: the weights its validation judged. `average=False` takes the last step's (A/B)."""
+    if "ema" not in state or not average:
+        return state["model"]
+    prefix = "module."
+    return {k.removeprefix(prefix): v for k, v in state["ema"].items() if k.startswith(prefix)}
+
+
+def load_graph(
+    checkpoint: Path, temperature: float, average: bool = True
+) -> tuple[ExportedColorizer, dict]:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     arch = ARCHITECTURES[state["arch"]]
     centres = torch.from_numpy(state["centres"])
     network = arch.build(len(centres))
-    network.load_state_dict(state["model"])
+    network.load_state_dict(judged_weights(state, average))
     return ExportedColorizer(network, centres, arch.objective, temperature).eval(), state
 
 
@@ -137,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         default=256,
         help="short side the backend runs the network at (the field of view it learnt)",
     )
+    p.add_argument(
+        "--last-step",
+        action="store_true",
+        help="the last step's weights even where the run kept a moving average (for the A/B)",
+    )
     p.add_argument("--default", action="store_true", help="make it the default auto model")
     p.add_argument(
         "--manifest",
@@ -153,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.temperature is None:
         args.temperature = shipped_temperature()
-    graph, state = load_graph(args.checkpoint, args.temperature)
+    graph, state = load_graph(args.checkpoint, args.temperature, not args.last_step)
     target = args.manifest.parent / f"{args.name}.onnx"
     arch = ARCHITECTURES[state["arch"]]
     export_onnx(graph, arch.kind, target, args.fp16, arch.optional_inputs)

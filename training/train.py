@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from colorize_backend.core.contract import ModelKind
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from training.arch import ARCHITECTURES, TRAINED_END_TO_END, Architecture
 from training.arch.backbone import EfficientNetLite0Features
@@ -118,6 +119,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="never draw training photos less colourful than this (Hasler & Süsstrunk)",
     )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights (e.g. 0.999): checkpoints "
+        "carry it, and validation and export use it instead of the last step's weights",
+    )
     add_semantic_arguments(p)
     return p.parse_args(argv)
 
@@ -144,13 +152,20 @@ class Run:
     weights: np.ndarray
     progress: Progress
     args: argparse.Namespace
+    ema: AveragedModel | None = None  # the smoothed weights, with --ema-decay
     losses: list[float] = field(default_factory=list)
     terms: dict[str, list[float]] = field(default_factory=dict)  # named parts of the loss
+
+    @property
+    def judged_model(self) -> nn.Module:
+        """The weights that are validated and exported: the average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def save(self, path: Path) -> None:
         write_checkpoint(
             {
                 "model": self.model.state_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
                 "optimizer": self.optimizer.state_dict(),
                 "progress": vars(self.progress),
                 "centres": self.centres,
@@ -235,7 +250,14 @@ def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
         for group, base_lr in zip(optimizer.param_groups, given_rates, strict=True):
             group["base_lr"] = base_lr  # a resumed piece learns at the --lr it is given
         LOG.info("resumed at step %d of %d", progress.step, progress.total_steps)
-    return Run(arch, model, optimizer, centres, weights, progress, args)
+    ema = None
+    if args.ema_decay:
+        ema = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True
+        )
+        if state and "ema" in state:
+            ema.load_state_dict(state["ema"])
+    return Run(arch, model, optimizer, centres, weights, progress, args, ema)
 
 
 def _optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
@@ -335,6 +357,8 @@ class Trainer:
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         progress.step += 1
         progress.photos_seen += len(lightness)
         run.losses.append(loss.item())
@@ -357,8 +381,8 @@ class Trainer:
 
         Hints are simulated with a fixed seed; the exemplar is the photo itself, flipped.
         """
-        run = self.run
-        run.model.eval()
+        run, model = self.run, self.run.judged_model
+        model.eval()
         report = {}
         for name, photos in self.val_sets.items():
             rng = np.random.default_rng(0)
@@ -366,7 +390,7 @@ class Trainer:
             for lightness, ab in evaluation_batches(photos, photos.spread(self.args.val_limit), 32):
                 lightness, ab = lightness.to(self.args.device), ab.to(self.args.device)
                 reference = torch.cat([lightness, ab], dim=1).flip(3)
-                output = run.model(*network_inputs(run.arch, lightness, ab, reference, rng))
+                output = model(*network_inputs(run.arch, lightness, ab, reference, rng))
                 if isinstance(output, tuple):
                     output = output[0]
                 losses.append(objective_loss(run.arch, output, ab, self.encoder, self.weights))
@@ -378,7 +402,7 @@ class Trainer:
                 "loss": round(float(torch.stack(losses).mean()), 5),
                 "ab_rmse": round(math.sqrt(sq_err / count), 4),
             }
-        run.model.train()
+        model.train()
         return report
 
     def record(self, history: Path, piece_started: float, piece_first_step: int) -> None:
