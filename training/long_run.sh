@@ -15,6 +15,9 @@
 # wandered around it, at 1.5e-4 they gained +0.43 dB on extra/val (models/README.md).
 # The colour-shortfall term at 0.3 since 2026-12-04 (from step 3409, the arm's state): at the
 # low export temperatures that keep val's colour it gives +0.15 dB at equal colour.
+# A moving average of the weights (decay 0.999, about two pieces) since 2026-12-04: the run's
+# checkpoints moved by +-0.2 dB from one piece to the next; export judges the average, and
+# `export --last-step` the last step's weights, so each checkpoint is an A/B of the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$HOME/colorize-runs/long}
@@ -31,4 +34,4 @@ exec nice -n 19 "$PY" -m training.train --arch fusion \
   --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
   --checkpoint-minutes 5 --threads "${THREADS:-1}" \
   --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 --colour-shortfall-weight 0.3 \
-  "${START[@]}" ${EXTRA:-}
+  --ema-decay 0.999 "${START[@]}" ${EXTRA:-}
