@@ -56,6 +56,9 @@ def choose_endpoint(layout: Layout, requested: str | None, folders: list[Path]) 
     if answer == "ours":
         return endpoint
     replacement = f"tcp://127.0.0.1:{free_port()}"
-    holder = answer.removeprefix("other: ") if answer != "foreign" else port_holder(port)
-    say(f"port {port} is in use by {holder}; the daemon will listen on {replacement} instead")
+    if answer.startswith("other: "):
+        held = f"port {port}: {answer.removeprefix('other: ')}"
+    else:
+        held = f"port {port} is in use by {port_holder(port)}."
+    say(f"{held} This installation's daemon will listen on {replacement} instead.")
     return replacement

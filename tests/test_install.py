@@ -18,7 +18,7 @@ from PIL import Image
 
 from installer.layout import Layout
 from installer.pyzmq_vendor import ensure_pyzmq
-from tests.helpers import REPO, loopback_endpoint
+from tests.helpers import REPO, loopback_endpoint, start_daemon
 from tests.onnx_models import write_linear_auto_model, write_rgb_to_ab_model
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
@@ -234,6 +234,45 @@ def test_a_port_held_by_another_program_is_named_and_avoided(tmp_path):
     assert f"port {port} is in use by" in done.stdout and f"(pid {os.getpid()})" in done.stdout
     endpoint = json.loads((plugin / "colorize-config.json").read_text())["endpoint"]
     assert endpoint.startswith("tcp://127.0.0.1:") and not endpoint.endswith(f":{port}")
+
+
+def test_a_port_held_by_another_installation_is_named_in_one_sentence(tmp_path):
+    """The same backend reached through another path counts as another installation."""
+    other_venv = tmp_path / "other-venv"
+    other_venv.symlink_to(VENV)
+    daemon = start_daemon(loopback_endpoint())
+    port = daemon.endpoint.rsplit(":", 1)[1]
+    home = tmp_path / "home"
+    plugin = home / ".config/GIMP/3.0/plug-ins/colorize"
+    plugin.mkdir(parents=True)
+    (plugin / "colorize-config.json").write_text(json.dumps({"endpoint": daemon.endpoint}))
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "install.py"),
+                "--venv",
+                str(other_venv),
+                "--no-smoke",
+                "--no-vendor",
+                "--no-dev",
+            ],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
+                "HOME": str(home),
+            },
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        daemon.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if f"port {port}:" in x)
+    assert "Another installation of the colorize backend" in line, line
+    assert ".;" not in line and line.endswith("instead."), line
+    endpoint = json.loads((plugin / "colorize-config.json").read_text())["endpoint"]
+    assert not endpoint.endswith(f":{port}")
 
 
 def test_a_failure_is_one_clear_line_not_a_traceback(tmp_path):
