@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +46,9 @@ def test_evaluate_reports_every_metric_and_updates_the_manifest(photo_folder, tm
     assert report["colorfulness"] > 0 and report["cpu_ms_256"] >= 0
     stored = json.loads(manifest.read_text())["models"][0]["metrics"]
     assert stored["psnr_db"] == report["psnr_db"]
+    assert not Path(stored["data"]).is_absolute()  # the same record on every machine
+    assert Path(stored["data"]).resolve() == photo_folder.resolve()
+    assert [p.name for p in manifest.parent.iterdir() if "partial" in p.name] == []
 
 
 def test_a_named_subset_of_the_metrics_is_stored_beside_the_headline(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorize_backend.core.atomic_file import write_text_atomically
 from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
@@ -476,3 +477,14 @@ def test_a_crowd_of_clients_waits_in_turn_instead_of_racing(colorizer):
         for sock in sockets:
             sock.close()
         daemon.stop()
+
+
+def test_a_replaced_file_is_never_half_written(tmp_path):
+    """The manifest and the runtime-choices cache are written whole or not at all."""
+    target = tmp_path / "manifest.json"
+    write_text_atomically(target, '{"models": []}\n')
+    assert json.loads(target.read_text()) == {"models": []}
+    with pytest.raises(UnicodeEncodeError):  # fails halfway through writing
+        write_text_atomically(target, '{"models": ["' + "x" * 100_000 + '\ud800"]}')
+    assert json.loads(target.read_text()) == {"models": []}
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]

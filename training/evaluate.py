@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+from colorize_backend.core.atomic_file import write_text_atomically
 from colorize_backend.core.contract import ModelKind
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         Manifest.load(args.manifest), Engine(["CPUExecutionProvider"], threads=args.threads)
     )
     report = evaluate(colorizer, args.model, files, args.recognition, args.rows)
-    report["data"] = str(args.data)
+    report["data"] = os.path.relpath(args.data)  # the same on every machine
     print(json.dumps(report, indent=2))
     if args.update_manifest:
         name = colorizer.manifest.resolve(args.model).name
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                 entry["metrics"] = stored_metrics(
                     entry.get("metrics", {}), report, args.metrics_key
                 )
-        args.manifest.write_text(json.dumps(data, indent=2) + "\n")
+        write_text_atomically(args.manifest, json.dumps(data, indent=2) + "\n")
 
 
 def stored_metrics(metrics: dict, report: dict, key: str | None) -> dict:

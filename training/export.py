@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from colorize_backend.core.atomic_file import write_text_atomically
 from colorize_backend.core.contract import AUTO_AB, OUTPUT, REFERENCE_LAB, ModelKind, example_inputs
 from colorize_backend.core.manifest import MANIFEST_PATH, Manifest, sha256_of
 
@@ -97,7 +98,7 @@ def update_manifest(
     data["models"] = [m for m in data["models"] if m["name"] != entry["name"]] + [entry]
     if make_default or not data.get("default"):
         data["default"] = entry["name"]
-    manifest.write_text(json.dumps(data, indent=2) + "\n")
+    write_text_atomically(manifest, json.dumps(data, indent=2) + "\n")
 
 
 def shipped_temperature(manifest: Path = MANIFEST_PATH) -> float:

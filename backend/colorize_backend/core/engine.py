@@ -38,6 +38,7 @@ except ModuleNotFoundError as missing:  # installed without its runtime extra
         name="onnxruntime",
     ) from missing
 
+from colorize_backend.core.atomic_file import write_text_atomically
 from colorize_backend.core.compile_cache import openvino_core, ort_session
 from colorize_backend.core.contract import LIGHTNESS, OUTPUT, example_inputs
 from colorize_backend.core.errors import ColorizeError, ErrorCode
@@ -172,7 +173,7 @@ def faster_runner(entry: ModelEntry, ort_runner: OrtRunner, threads: int) -> Run
     choices[key] = chosen.provider if chosen is candidate else "onnxruntime"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(choices, indent=1))
+        write_text_atomically(path, json.dumps(choices, indent=1))
     except OSError:
         pass
     return chosen
