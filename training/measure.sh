@@ -10,7 +10,9 @@
 # eval-{extra,classified,val}.json and rows-*.jsonl; compare two models with
 #   python -m training.compare BASE/rows-extra.jsonl CANDIDATE/rows-extra.jsonl
 # Environment: DATA (default ../shared/datasets), THREADS (default 1), PY, PARTS (default
-# "extra val classified": the cheaper two first; the classified part takes ~7 minutes).
+# "extra val classified": the cheaper two first; the classified part takes ~7 minutes),
+# LAST_STEP=1 (a checkpoint's last-step weights rather than its moving average: short A/B
+# arms, whose average still holds much of the starting weights).
 set -euo pipefail
 model=$(realpath "$1") out=$(realpath -m "$2") temperature=${3:-}  # before the cd below
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ if [[ "$model" == *.pt ]]; then
   workdir=$(mktemp -d)
   trap 'rm -rf "$workdir"' EXIT
   nice -n 19 "$PY" -m training.export "$model" --name candidate \
-    ${temperature:+--temperature "$temperature"} --manifest "$workdir/manifest.json" > /dev/null
+    ${temperature:+--temperature "$temperature"} ${LAST_STEP:+--last-step} --manifest "$workdir/manifest.json" > /dev/null
   onnx=$out/candidate.onnx
   cp "$workdir/candidate.onnx" "$onnx"
 fi
