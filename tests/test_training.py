@@ -316,3 +316,31 @@ def test_a_moving_average_of_the_weights_carries_across_pieces_and_is_what_is_ex
     assert all(torch.equal(exported[k], averaged[k]) for k in moved)
     last_step, _ = export.load_graph(tmp_path / "run/last.pt", temperature=0.4, average=False)
     assert all(torch.equal(last_step.network.state_dict()[k], state["model"][k]) for k in moved)
+
+
+def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos, tmp_path):
+    """training/measure.sh on a checkpoint: exported (the moving average unless LAST_STEP=1)
+    and measured through the backend, every photo's row kept for paired comparisons."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
+    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
+    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    train.train(train.parse_args(common + ["--steps", "3"]))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/val").symlink_to(photos)
+    env = dict(os.environ, DATA=str(tmp_path / "data"), PARTS="val", PY=sys.executable)
+    exported = {}
+    for mode, extra in (("average", {}), ("last", {"LAST_STEP": "1"})):
+        done = subprocess.run(
+            ["bash", str(REPO / "training/measure.sh"), str(tmp_path / "run/last.pt"),
+             str(tmp_path / mode), "0.4"],
+            env={**env, **extra}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        rows = (tmp_path / mode / "rows-val.jsonl").read_text().splitlines()
+        assert len(rows) == 12 and json.loads(rows[0])["psnr"] > 10
+        exported[mode] = (tmp_path / mode / "candidate.onnx").read_bytes()
+    assert exported["average"] != exported["last"]
