@@ -49,6 +49,8 @@ def rebalancing_weights(
 class SoftEncoder(nn.Module):
     """Ground-truth ab → soft one-hot over the 5 nearest bins (Gaussian, σ = 5)."""
 
+    centres: torch.Tensor
+
     def __init__(self, centres: torch.Tensor, neighbours: int = 5, sigma: float = 5.0):
         super().__init__()
         self.register_buffer("centres", centres)
@@ -67,6 +69,8 @@ class SoftEncoder(nn.Module):
 
 class AnnealedMean(nn.Module):
     """Bin logits → ab by the annealed mean (T = 0.38): vivid yet spatially coherent."""
+
+    centres: torch.Tensor
 
     def __init__(self, centres: torch.Tensor, temperature: float = 0.38):
         super().__init__()

@@ -37,11 +37,11 @@ def is_grey(rgb: np.ndarray, tolerance: int = 3) -> bool:
 
 def load_square(path: Path, size: int) -> np.ndarray:
     """Decode, resize the short side to size and centre-crop to size x size."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    with Image.open(path) as opened:
+        im = opened.convert("RGB")
         scale = size / min(im.size)
         w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
-        im = im.resize((w, h), Image.BICUBIC, reducing_gap=3.0)
+        im = im.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         left, top = (w - size) // 2, (h - size) // 2
         return np.asarray(im.crop((left, top, left + size, top + size)))
 

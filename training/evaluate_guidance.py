@@ -102,10 +102,12 @@ def hint_leakage(r: dict) -> tuple[float, float]:
     truth, auto, got = (
         rgb_to_lab(r[k].astype(np.float32) / 255)[..., 1:] for k in ("truth", "auto", "with_hints")
     )
-    ys, xs = np.indices(truth.shape[:2])
+    grid = np.indices(truth.shape[:2])
+    ys, xs = grid[0], grid[1]
     distance = np.hypot(ys[..., None] - points[:, 0], xs[..., None] - points[:, 1])
-    nearest = distance.argmin(axis=-1)
-    leaks, reaches = [], []
+    nearest: np.ndarray = distance.argmin(axis=-1)
+    leaks: list[float] = []
+    reaches: list[float] = []
     for i, (y, x) in enumerate(points):
         change = truth[y, x] - auto[y, x]
         size = float(np.linalg.norm(change))
@@ -192,7 +194,8 @@ def evaluate(
 ) -> tuple[dict, list]:
     """Metrics over files; `pool` supplies other photos of the same class as exemplars."""
     rng = np.random.default_rng(0)
-    rows, examples = [], []
+    rows: list[dict] = []
+    examples: list[list[np.ndarray]] = []
     by_kin: dict[str, list[Path]] = {}
     for path in pool:
         by_kin.setdefault(kin(path, classes or {}), []).append(path)

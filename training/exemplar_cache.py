@@ -62,15 +62,15 @@ def choose_photos(
 
 def square(path: Path) -> np.ndarray:
     """The photo's centre square at SIZE x SIZE, RGB u8."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         box = (left, top, left + side, top + side)
-        return np.asarray(image.resize((SIZE, SIZE), Image.BICUBIC, box=box))
+        return np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BICUBIC, box=box))
 
 
-def open_arrays(out: Path, count: int) -> dict[str, np.ndarray]:
+def open_arrays(out: Path, count: int) -> dict[str, np.memmap]:
     """Memory-mapped .npy files: one row per variant (2 per photo)."""
     # stride-4 features are kept pooled to stride 8, where the network matches
     shapes = {
@@ -105,8 +105,7 @@ def build(photos: list, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     arrays = open_arrays(out, len(photos))
     features = EfficientNetLite0Features(pretrained=True).eval()
-    manifest = Manifest.load()
-    entry = manifest.entries[manifest.default]
+    entry = Manifest.load().resolve(None)
     engine = Engine(["CPUExecutionProvider"], threads=1)
 
     def automatic(lightness: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -94,7 +95,9 @@ def update_manifest(
     entry: dict, manifest: Path = MANIFEST_PATH, make_default: bool = False
 ) -> None:
     """Insert or replace a model entry (by name) in the manifest."""
-    data = json.loads(manifest.read_text()) if manifest.exists() else {"version": 1, "models": []}
+    data: dict[str, Any] = (
+        json.loads(manifest.read_text()) if manifest.exists() else {"version": 1, "models": []}
+    )
     data["models"] = [m for m in data["models"] if m["name"] != entry["name"]] + [entry]
     if make_default or not data.get("default"):
         data["default"] = entry["name"]

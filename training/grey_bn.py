@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     wnids = load_wnids()
-    files = [f for f in list_images(args.data) if imagenet_class(f, wnids) is not None]
-    labels = [imagenet_class(f, wnids) for f in files]
+    named = [(f, c) for f in list_images(args.data) if (c := imagenet_class(f, wnids)) is not None]
+    files, labels = [f for f, _ in named], [c for _, c in named]
     truths = [ground_truth(f) for f in files]
     greys = [np.repeat(grey_version(t), 3, 2) for t in truths]
     judge = ImageNetTeacher(args.variant)

@@ -107,6 +107,7 @@ def load_onnx_weights(
             continue
         folded_bias = torch.from_numpy(bias) if bias is not None else torch.zeros(len(weight))
         # identity batch norm plus the folded bias while the statistics are gathered
+        assert norm.running_mean is not None and norm.running_var is not None
         norm.running_mean.zero_()
         norm.running_var.fill_(1.0 - norm.eps)
         norm.weight.fill_(1.0)
@@ -117,7 +118,7 @@ def load_onnx_weights(
 
 def _calibrate(model: nn.Module, norms: list[nn.BatchNorm2d], calibration: list[tuple]) -> None:
     """Give each batch norm the statistics of its input, keeping its output unchanged."""
-    sums: dict[nn.Module, list[torch.Tensor]] = {n: [] for n in norms}
+    sums: dict[nn.BatchNorm2d, list[torch.Tensor]] = {n: [] for n in norms}
 
     def gather(module, args, output):
         x = args[0].double()
@@ -134,6 +135,7 @@ def _calibrate(model: nn.Module, norms: list[nn.BatchNorm2d], calibration: list[
         mean, square = torch.stack(moments).mean(dim=0)
         var = (square - mean * mean).clamp(min=1e-6)
         # (x - mean) / sqrt(var + eps) * sqrt(var + eps) + bias + mean == x + bias
+        assert norm.running_mean is not None and norm.running_var is not None
         norm.bias.add_(mean.float())
         norm.running_mean.copy_(mean.float())
         norm.running_var.copy_(var.float())

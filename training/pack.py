@@ -26,12 +26,12 @@ from training.sources import sampling_probabilities
 
 def encoded(path: Path, side: int, quality: int) -> bytes | None:
     """The photo at `side` px on its short side as JPEG bytes; None for a grey photo."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         scale = side / min(image.size)
         if scale < 1:
             image = image.resize((round(image.width * scale), round(image.height * scale)),
-                                 Image.BICUBIC)  # fmt: skip
+                                 Image.Resampling.BICUBIC)  # fmt: skip
         if is_grey(np.asarray(image)):
             return None
         buffer = io.BytesIO()

@@ -22,7 +22,7 @@ def spread_subset(files: list[Path], limit: int | None) -> list[Path]:
 
 def ground_truth(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BICUBIC))
+        return np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BICUBIC))
 
 
 def grey_version(rgb: np.ndarray) -> np.ndarray:

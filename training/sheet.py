@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -21,6 +22,7 @@ def draw_sheet(labels: list[str], rows: list[list[np.ndarray]], path: Path) -> N
         for c, image in enumerate(row):
             tile = Image.fromarray(image).resize((TILE, TILE))
             sheet.paste(tile, (c * TILE, LABEL_HEIGHT + r * TILE))
-    sheet.save(
-        path, optimize=True, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {})
-    )
+    options: dict[str, Any] = {"optimize": True}
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        options["quality"] = 88
+    sheet.save(path, **options)

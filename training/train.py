@@ -221,8 +221,9 @@ def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
     last = args.out / "last.pt"
     state = torch.load(last, weights_only=False, map_location="cpu") if last.exists() else None
     initial = torch.load(args.init, weights_only=False, map_location="cpu") if args.init else None
-    if state or initial:
-        centres, weights = (state or initial)["centres"], (state or initial)["weights"]
+    source = state or initial
+    if source:
+        centres, weights = source["centres"], source["weights"]
     else:
         graph_centres = graph_bin_centres(args.init_onnx) if args.init_onnx else None
         centres, weights = class_bins(photos, graph_centres)
@@ -234,14 +235,14 @@ def new_run(args: argparse.Namespace, photos: PhotoSet) -> Run:
         target.load_state_dict(initial["model"])
         LOG.info("initialised %s from %s", arch.init_prefix or "model", args.init)
     elif args.init_onnx:
-        example = calibration_inputs(arch, PhotoSet.of(photos.take([0])), 64)[0]
+        example = calibration_inputs(arch, PhotoSet.of(photos.take(np.array([0]))), 64)[0]
         calibration = calibration_inputs(arch, photos, args.crop)
         load_onnx_weights(model, args.init_onnx, example, calibration)
         LOG.info("initialised from %s", args.init_onnx)
     for module in model.modules():
         if isinstance(module, EfficientNetLite0Features) and args.freeze_blocks:
             module.freeze(args.freeze_blocks)
-    model = model.to(args.device, memory_format=torch.channels_last)
+    model = model.to(args.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     optimizer = _optimizer(model, args)
     progress = Progress(**state["progress"]) if state else Progress()
     if state:
@@ -366,6 +367,7 @@ class Trainer:
     def semantic_term(self, logits, lightness, truth_rgb) -> torch.Tensor:
         """The weighted semantic-consistency loss on the first --semantic-photos of the batch."""
         k, args = self.args.semantic_photos, self.args
+        assert self.semantic is not None
         terms = self.semantic(logits[:k], lightness[:k], truth_rgb[:k])
         for name, value in terms._asdict().items():
             self.run.terms.setdefault(name, []).append(value.item())

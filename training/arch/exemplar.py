@@ -31,6 +31,8 @@ def _encoder(cin: int, cout: int) -> nn.Sequential:
 class ExemplarColorizer(nn.Module):
     """(L [N,1,H,W], ref_lab [N,3,Hr,Wr]) → ab [N,2,H/4,W/4] (H, W, Hr, Wr multiples of 8)."""
 
+    sobel: torch.Tensor
+
     def __init__(self):
         super().__init__()
         sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8

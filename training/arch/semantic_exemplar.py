@@ -53,12 +53,13 @@ class Describe(nn.Module):
 
     def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
         size = taps[1].shape[2:]  # stride 8
-        total = sum(
+        resized = [
             F.interpolate(scale(tap), size=size, mode="bilinear", align_corners=False)
             if tap.shape[2:] != size
             else scale(tap)
             for scale, tap in zip(self.scales, taps)
-        )
+        ]
+        total = torch.stack(resized).sum(dim=0)
         return F.normalize(self.out(F.relu(total)), dim=1)
 
 

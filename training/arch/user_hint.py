@@ -26,6 +26,7 @@ def zero_projection(channels: int) -> nn.Conv2d:
     """1x1 convolution that starts at zero, so the new branch starts as a no-op."""
     projection = nn.Conv2d(channels, channels, 1)
     nn.init.zeros_(projection.weight)
+    assert projection.bias is not None
     nn.init.zeros_(projection.bias)
     return projection
 
