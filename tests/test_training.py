@@ -262,7 +262,8 @@ def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos,
     assert pack.unpack(packed, tmp_path / "unpacked") == count
     assert {p.parent.name for p in (tmp_path / "unpacked").rglob("*.jpg")} <= {"lfw", "scenes"}
     env = dict(os.environ, STAGE=str(tmp_path / "stage"), OUT=str(tmp_path / "out"),
-               DEVICE="cpu", STEPS="2", BATCH="4", PY=sys.executable)  # fmt: skip
+               DEVICE="cpu", STEPS="2", BATCH="4", PY=sys.executable,
+               EXTRA="--cache-size 96 --crop 64")  # fmt: skip
     for minutes, pack_file in (("0", packed), ("5", again)):  # two warm calls: stage, then train
         done = subprocess.run(["bash", str(REPO / "training/gpu_run.sh"), minutes, str(pack_file)],
                               env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
@@ -276,6 +277,7 @@ def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos,
     assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == digest
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     assert state["progress"]["step"] == 2
+    assert (state["args"]["cache_size"], state["args"]["crop"]) == ("96", "64")  # EXTRA applied
 
 
 def test_a_resumed_run_learns_at_the_rate_it_is_given(photos, tmp_path):

