@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from colorize_backend.core.atomic_file import replaced_on_success
 from colorize_backend.tools.files import IMAGE_SUFFIXES, list_images
 from PIL import Image
 
@@ -78,9 +79,8 @@ def cached_source(name: str, files: list[Path], size: int, cache_dir: Path) -> n
             "cached %d photos of %s (%d grey skipped)", len(kept), name, len(files) - len(kept)
         )
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npy")
-        np.save(partial, np.stack(kept) if kept else np.zeros((0, size, size, 3), np.uint8))
-        partial.replace(cache)
+        with replaced_on_success(cache) as partial:
+            np.save(partial, np.stack(kept) if kept else np.zeros((0, size, size, 3), np.uint8))
     return np.load(cache, mmap_mode="r")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from colorize_backend.core.atomic_file import replaced_on_success
 from colorize_backend.core.contract import ModelKind
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -180,9 +181,8 @@ class Run:
 def write_checkpoint(state: dict, path: Path) -> None:
     """torch.save through a partial file: a piece killed mid-save never leaves a broken
     checkpoint."""
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    with replaced_on_success(path) as partial:
+        torch.save(state, partial)
 
 
 def ab_sample(photos: PhotoSet, count: int = 3000) -> np.ndarray:

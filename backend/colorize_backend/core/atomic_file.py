@@ -1,16 +1,28 @@
 """Files replaced whole: written beside their place, then renamed over it, so that a reader
-(another daemon, the installer, a crash halfway) never sees half a manifest or cache."""
+(another daemon, the installer, a crash halfway) never sees half a photo, film, manifest,
+cache or checkpoint, and a failed write leaves the old file as it was."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+@contextmanager
+def replaced_on_success(path: Path) -> Iterator[Path]:
+    """A hidden partial file beside `path` for the block to write; renamed over `path` when
+    the block succeeds, removed when it fails. The partial keeps the suffix, since writers
+    such as PyAV and numpy take the format from it."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
-        partial.write_text(text)
+        yield partial
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    with replaced_on_success(path) as partial:
+        partial.write_text(text)

@@ -39,6 +39,7 @@ import dask
 import numpy as np
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 
+from colorize_backend.core.atomic_file import replaced_on_success
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.tools.batch import Summary, Task
@@ -374,9 +375,8 @@ def _finish_photo(task: Task, outcome: Any, summary: Summary, report: ClusterRep
         return
     if encoded is not None:
         task.target.parent.mkdir(parents=True, exist_ok=True)
-        partial = task.target.with_name(f".{task.target.name}.partial")
-        partial.write_bytes(encoded)
-        partial.replace(task.target)
+        with replaced_on_success(task.target) as partial:
+            partial.write_bytes(encoded)
     summary.done += 1
     report.photos_per_worker[result.worker] += 1
     report.busy_seconds[result.worker] += result.seconds

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colorize_backend.core.atomic_file import replaced_on_success
 from colorize_backend.core.contract import ReferenceMode
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 from colorize_backend.core.options import ColorizeOptions
@@ -101,9 +102,8 @@ def colorize_video(
     if target.exists() and not overwrite:
         raise ColorizeError(ErrorCode.BAD_REQUEST, f"{target} exists (--overwrite replaces it)")
     summary, started = FilmSummary(), time.perf_counter()
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
     try:
-        with av.open(str(source)) as inp:
+        with av.open(str(source)) as inp, replaced_on_success(target) as partial:
             if not inp.streams.video:
                 raise ColorizeError(ErrorCode.BAD_REQUEST, f"{source.name} has no video stream")
             video = inp.streams.video[0]
@@ -123,13 +123,10 @@ def colorize_video(
                             bar.update(1)
                 for packet in encoder.encode(None):
                     out.mux(packet)
-        partial.replace(target)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise ColorizeError(
             ErrorCode.BAD_REQUEST, f"{source.name} cannot be read or written as a film: {exc}"
         ) from None
-    finally:
-        partial.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -21,6 +21,7 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
+from colorize_backend.core.atomic_file import replaced_on_success
 from colorize_backend.core.color import lab_to_pixels, lightness_of
 from colorize_backend.core.errors import ColorizeError, ErrorCode
 
@@ -345,20 +346,16 @@ def write_photo(path: Path, photo: Photo, options: WriteOptions = WriteOptions()
     if fmt is None:
         raise refused(f"cannot write {path.name}: use .png, .jpg, .tif or .webp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     pixels = photo.pixels
     if pixels.dtype != np.uint8 and fmt in ("JPEG", "WEBP"):
         pixels = _to_u8(pixels)
-    try:
+    with replaced_on_success(path) as partial:
         if fmt == "TIFF" and pixels.dtype != np.uint8:
             _write_tiff(partial, pixels, photo)
         elif fmt == "PNG" and pixels.dtype != np.uint8:
             partial.write_bytes(_png_16(pixels, photo, options))
         else:
             _write_pillow(partial, pixels, photo, fmt, options)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _to_u8(pixels: np.ndarray) -> np.ndarray:
