@@ -52,11 +52,11 @@ def home(tmp_path_factory):
     return home
 
 
-def install(home: Path, *args: str) -> subprocess.CompletedProcess:
+def install(home: Path, *args: str, venv: Path = VENV) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     env["HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, str(REPO / "install.py"), "--venv", str(VENV), *args],
+        [sys.executable, str(REPO / "install.py"), "--venv", str(venv), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -247,24 +247,7 @@ def test_a_port_held_by_another_installation_is_named_in_one_sentence(tmp_path):
     plugin.mkdir(parents=True)
     (plugin / "colorize-config.json").write_text(json.dumps({"endpoint": daemon.endpoint}))
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "install.py"),
-                "--venv",
-                str(other_venv),
-                "--no-smoke",
-                "--no-vendor",
-                "--no-dev",
-            ],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
-                "HOME": str(home),
-            },
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = install(home, "--no-smoke", "--no-vendor", "--no-dev", venv=other_venv)
     finally:
         daemon.stop()
     assert done.returncode == 0, done.stdout + done.stderr

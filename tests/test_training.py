@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -248,10 +251,6 @@ def test_almost_grey_photos_are_never_drawn():
 
 def test_photos_pack_small_for_a_gpu_machine_and_a_tiny_run_trains_there(photos, tmp_path):
     """The packing and training/gpu_run.sh, on the CPU: what a GPU machine would run."""
-    import os
-    import subprocess
-    import sys
-
     from training import pack
 
     packed = tmp_path / "photos.npz"
@@ -323,10 +322,6 @@ def test_a_moving_average_of_the_weights_carries_across_pieces_and_is_what_is_ex
 def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos, tmp_path):
     """training/measure.sh on a checkpoint: exported (the moving average unless LAST_STEP=1)
     and measured through the backend, every photo's row kept for paired comparisons."""
-    import os
-    import subprocess
-    import sys
-
     common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
     common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
     common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
