@@ -74,7 +74,7 @@ def test_the_cluster_gives_what_the_local_batch_gives(
     assert found.keys() == local_results.keys()  # the layout kept
     for name, pixels in found.items():
         assert np.abs(pixels - local_results[name]).max() <= 1, name
-    assert not list(out.rglob(".*partial*"))
+    assert not list(out.rglob("*.partial"))
 
 
 def test_a_second_run_resumes_and_overwrites_nothing(test_manifest, photos, tmp_path):
@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_run_loses_nothing(test_manifest, photos, tmp_path):
         client.close()
         cluster.close()
     assert run.returncode == 0, stderr[-3000:]
-    assert len(list(out.rglob("*.png"))) == PHOTOS and not list(out.rglob(".*partial*"))
+    assert len(list(out.rglob("*.png"))) == PHOTOS and not list(out.rglob("*.partial"))
     assert "LOST during the run" in stderr
 
 

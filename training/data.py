@@ -79,8 +79,8 @@ def cached_source(name: str, files: list[Path], size: int, cache_dir: Path) -> n
             "cached %d photos of %s (%d grey skipped)", len(kept), name, len(files) - len(kept)
         )
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_on_success(cache) as partial:
-            np.save(partial, np.stack(kept) if kept else np.zeros((0, size, size, 3), np.uint8))
+        with replaced_on_success(cache) as partial, partial.open("wb") as file:
+            np.save(file, np.stack(kept) if kept else np.zeros((0, size, size, 3), np.uint8))
     return np.load(cache, mmap_mode="r")
 
 

@@ -11,11 +11,16 @@ from pathlib import Path
 
 
 @contextmanager
-def replaced_on_success(path: Path) -> Iterator[Path]:
+def replaced_on_success(path: Path, keep_suffix: bool = False) -> Iterator[Path]:
     """A hidden partial file beside `path` for the block to write; renamed over `path` when
-    the block succeeds, removed when it fails. The partial keeps the suffix, since writers
-    such as PyAV and numpy take the format from it."""
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    the block succeeds, removed when it fails. It ends in .partial, so that a process killed
+    halfway never leaves what looks like a finished photo; `keep_suffix` keeps the suffix
+    last instead, for writers that take the format from it (PyAV)."""
+    pid = os.getpid()
+    name = (
+        f".{path.stem}.{pid}.partial{path.suffix}" if keep_suffix else f".{path.name}.{pid}.partial"
+    )
+    partial = path.with_name(name)
     try:
         yield partial
         partial.replace(path)

@@ -103,7 +103,7 @@ def colorize_video(
         raise ColorizeError(ErrorCode.BAD_REQUEST, f"{target} exists (--overwrite replaces it)")
     summary, started = FilmSummary(), time.perf_counter()
     try:
-        with av.open(str(source)) as inp, replaced_on_success(target) as partial:
+        with av.open(str(source)) as inp, replaced_on_success(target, keep_suffix=True) as partial:
             if not inp.streams.video:
                 raise ColorizeError(ErrorCode.BAD_REQUEST, f"{source.name} has no video stream")
             video = inp.streams.video[0]
