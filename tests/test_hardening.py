@@ -488,3 +488,17 @@ def test_a_replaced_file_is_never_half_written(tmp_path):
         write_text_atomically(target, '{"models": ["' + "x" * 100_000 + '\ud800"]}')
     assert json.loads(target.read_text()) == {"models": []}
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_a_retry_writes_over_the_partial_a_killed_writer_left(tmp_path):
+    """kill -9 mid-write leaves the hidden partial; the photo's next write (the cluster's
+    retry on another worker) takes it over, so no partial outlives the retry."""
+    from colorize_backend.tools.images import Photo, write_photo
+    from PIL import Image
+
+    target = tmp_path / "17.png"
+    stale = tmp_path / ".17.png.partial"
+    stale.write_bytes(b"\x89PNG half a photo")  # what the killed worker left
+    write_photo(target, Photo(np.full((8, 8, 3), 200, np.uint8)))
+    assert np.asarray(Image.open(target)).shape == (8, 8, 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["17.png"]
