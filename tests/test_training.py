@@ -326,9 +326,10 @@ def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos
     common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
     common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
     train.train(train.parse_args(common + ["--steps", "3"]))
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data/extra").mkdir(parents=True)
     (tmp_path / "data/val").symlink_to(photos)
-    env = dict(os.environ, DATA=str(tmp_path / "data"), PARTS="val", PY=sys.executable)
+    (tmp_path / "data/extra/val").symlink_to(photos)
+    env = dict(os.environ, DATA=str(tmp_path / "data"), PARTS="val extra-all", PY=sys.executable)
     exported = {}
     for mode, extra in (("average", {}), ("last", {"LAST_STEP": "1"})):
         done = subprocess.run(
@@ -337,7 +338,8 @@ def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos
             env={**env, **extra}, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        rows = (tmp_path / mode / "rows-val.jsonl").read_text().splitlines()
-        assert len(rows) == 12 and json.loads(rows[0])["psnr"] > 10
+        for part in ("val", "extra-all"):
+            rows = (tmp_path / mode / f"rows-{part}.jsonl").read_text().splitlines()
+            assert len(rows) == 12 and json.loads(rows[0])["psnr"] > 10
         exported[mode] = (tmp_path / mode / "candidate.onnx").read_bytes()
     assert exported["average"] != exported["last"]
