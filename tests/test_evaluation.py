@@ -75,7 +75,17 @@ def test_recognition_scores_the_photos_that_name_their_imagenet_class(
     named = photo_folder / "a" / "n01440764_tench.png"  # a WordNet id the classifier knows
     (photo_folder / "a" / "0.png").rename(named)
     manifest = models_folder(tmp_path)
-    evaluate.main(["--data", str(photo_folder), "--manifest", str(manifest), "--recognition"])
+    torch = pytest.importorskip("torch")
+    threads_before = torch.get_num_threads()
+    try:
+        evaluate.main(
+            ["--data", str(photo_folder), "--manifest", str(manifest), "--recognition"]
+            + ["--threads", "1"]
+        )
+        judges_threads = torch.get_num_threads()  # --threads bounds the judges as well
+    finally:
+        torch.set_num_threads(threads_before)
+    assert judges_threads == 1
     report = json.loads(capsys.readouterr().out)
     assert report["classified_photos"] == 1
     assert {

@@ -87,7 +87,7 @@ def evaluate(
 ) -> dict:
     """The summary over `files`; with rows_out, every photo's row as JSON lines there too (for
     paired comparisons between models)."""
-    recognition = (Recogniser(), load_wnids()) if recognise else None
+    recognition = (Recogniser(colorizer.engine.threads), load_wnids()) if recognise else None
     rows = [photo_row(colorizer, model, path, recognition) for path in files]
     if rows_out:
         rows_out.write_text(

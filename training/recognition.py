@@ -33,18 +33,21 @@ def load_wnids() -> list[str]:
 
 
 class Recogniser:
-    """Top-1 class of RGB u8 photos by each judge (pretrained EfficientNet-Lite, PyTorch)."""
+    """Top-1 class of RGB u8 photos by each judge (pretrained EfficientNet-Lite, PyTorch), on
+    `threads` CPU threads: left to torch, the judges take every core beside a training run."""
 
-    def __init__(self, judges: tuple[str, ...] = JUDGES):
+    def __init__(self, threads: int, judges: tuple[str, ...] = JUDGES):
         import torch
 
         from training.teacher import ImageNetTeacher
 
         self.torch = torch
+        self.threads = threads
         self.judges = {name: ImageNetTeacher(name) for name in judges}
 
     def top1(self, rgb: np.ndarray) -> dict[str, int]:
         torch = self.torch
+        torch.set_num_threads(self.threads)  # the backend's parallel kernels reset OpenMP's count
         tensor = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         tensor = torch.nn.functional.interpolate(
             tensor, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", antialias=True
