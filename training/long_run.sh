@@ -18,7 +18,7 @@
 # A moving average of the weights (decay 0.999, about two pieces) since 2026-12-04: the run's
 # checkpoints moved by +-0.2 dB from one piece to the next; export judges the average, and
 # `export --last-step` the last step's weights, so each checkpoint is an A/B of the two.
-# The plan is one session's steps (4000, about 2 hours at two threads) since 2026-12-05: the
+# The plan is one session's steps (3000, 1.5–2 hours at two threads) since 2026-12-05: the
 # machine is reset between sessions (home, mirrors, virtualenv all gone), so a run planned
 # over 24 000 steps was always cut off near its peak rate and never reached the cosine's
 # end; a session's run now anneals before the session ends, and its last checkpoint is the
@@ -35,7 +35,7 @@ START=(--init-onnx models/fusion-effnet.onnx)
 exec nice -n 19 "$PY" -m training.train --arch fusion \
   --data "$DATA/train" "$DATA/extra/train" --val "$DATA/val" "$DATA/extra/val" \
   --out "$OUT" --cache "$HOME/colorize-runs/cache" --cache-size 192 --crop 160 \
-  --min-scale 0.55 --batch 32 --steps "${STEPS:-4000}" --lr 1.5e-4 --warmup-steps 300 \
+  --min-scale 0.55 --batch 32 --steps "${STEPS:-3000}" --lr 1.5e-4 --warmup-steps 300 \
   --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
   --checkpoint-minutes 5 --threads "${THREADS:-1}" \
   --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 --colour-shortfall-weight 0.3 \
