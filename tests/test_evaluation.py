@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorize_backend.core.manifest import MANIFEST_PATH, Manifest
 from PIL import Image
 
 from tests.onnx_models import write_manifest
-from training import contact_sheet, evaluate, evaluate_guidance
+from training import contact_sheet, decoder_frontier, evaluate, evaluate_guidance
 from training.recognition import JUDGES
 from training.sheet import LABEL_HEIGHT, TILE
 
@@ -115,3 +116,21 @@ def test_contact_sheet_has_a_column_per_model(photo_folder, tmp_path, capsys):
         assert sheet.size == (columns * TILE, LABEL_HEIGHT + 6 * TILE)
         pixels = np.asarray(sheet.convert("RGB"))
     assert pixels[LABEL_HEIGHT:].std() > 10  # photos, not blank tiles
+
+
+def test_decoder_frontier_reads_the_shipped_graphs_logits_back(photo_folder, capsys):
+    """Decoding the logits it reads back at the graph's temperature gives the graph's own ab,
+    so the frontier's annealed-mean rows are the shipped model's."""
+    manifest = Manifest.load(MANIFEST_PATH)
+    default = manifest.entries[str(manifest.default)]
+    graph = decoder_frontier.BinGraph(default.path)
+    assert graph.temperature == pytest.approx(default.extra["annealed_mean_temperature"])
+    lightness = np.random.default_rng(1).uniform(0, 100, (1, 1, 64, 96)).astype(np.float32)
+    ab, logits = graph.run(lightness)
+    decoded = decoder_frontier.annealed_mean(graph.centres, graph.temperature)(logits)
+    np.testing.assert_allclose(decoded, ab, atol=1e-3)
+    decoder_frontier.main(
+        ["--model", str(default.path), "--data", str(photo_folder), "--limit", "2"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 photos") and len(lines) == 1 + 15
