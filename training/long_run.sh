@@ -7,6 +7,7 @@
 #
 #   nohup training/long_run.sh > ~/colorize-runs/long.log 2>&1 &
 #
+# (training/session_start.sh starts it so, after rebuilding whatever a machine reset took.)
 # Environment: OUT (default ~/colorize-runs/long), THREADS (1 while people work on the
 # machine, 2 otherwise), STEPS (planned steps of the whole run), EXTRA (more train.py options,
 # e.g. --min-colourfulness 15), INIT (a checkpoint whose weights start the run instead of the
