@@ -2,7 +2,7 @@
 # The first command of every working session: the machine is often reset between sessions
 # (home, the dataset mirrors, the virtualenv and extra/ all wiped; models/README.md), so
 # rebuild whatever is missing, in order, and make sure the long run is training in the
-# background and the shipped default's rows are there to compare its checkpoints with.
+# background (or another run is) and the shipped default's rows are there to compare its checkpoints with.
 #
 #   training/session_start.sh
 #
@@ -39,8 +39,8 @@ EOF
 fi
 
 mkdir -p "$RUNS/long" "$RUNS/measure"
-if pgrep -f "training.train .*--out $RUNS/long( |$)" > /dev/null; then
-  echo "the long run is training ($(tail -n 1 "$RUNS/long.log" | cut -c1-80))"
+if running=$(pgrep -af "training.train " | grep -o -- "--out [^ ]*"); then
+  echo "a run is training already (${running//$'\n'/, }): the two cores are in use"
 else
   OUT=$RUNS/long PY=$PY THREADS=${THREADS:-2} DATA=$DATA \
     nohup /usr/bin/time -f "%U %S %e" -a -o "$RUNS/long/cpu.txt" training/long_run.sh \
