@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The first command of every working session: the machine is often reset between sessions
 # (home, the dataset mirrors, the virtualenv and extra/ all wiped; models/README.md), so
-# rebuild whatever is missing, in order, and make sure the long run is training in the
-# background (or another run is) and the shipped default's rows are there to compare its checkpoints with.
+# rebuild whatever is missing, in order, and make sure the long run (or another run) is
+# training in the background and the shipped default's rows are there to compare its
+# checkpoints with.
 #
 #   training/session_start.sh
 #
