@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import scipy.special
 from colorize_backend.core.contract import LIGHTNESS
 from colorize_backend.core.planes import compose, network_lightness
 from colorize_backend.tools.files import list_images
@@ -67,9 +68,8 @@ def _constant(nodes: dict, initializers: dict, name: str) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    scaled = logits / temperature
-    exp = np.exp(scaled - scaled.max(axis=0, keepdims=True))
-    return exp / exp.sum(axis=0, keepdims=True)
+    """Each pixel's distribution over the bins [Q, h, w] at a temperature."""
+    return scipy.special.softmax(logits / temperature, axis=0)
 
 
 def expected_ab(probabilities: np.ndarray, centres: np.ndarray) -> np.ndarray:
