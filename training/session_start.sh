@@ -11,7 +11,8 @@
 # The dataset mirrors cannot be fetched from here (that is the session's `fetch` tool): when
 # extra/ must be rebuilt and mirrors are missing, it names them and stops.
 # Environment: DATA (default ../shared/datasets), MIRRORS (default /work/.mirror), RUNS
-# (default ~/colorize-runs), THREADS (the run's torch threads, default 2).
+# (default ~/colorize-runs), THREADS (the run's torch threads, default 2); EXTRA reaches
+# training/long_run.sh unchanged (e.g. another data mix: EXTRA="--data DIR ...").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(realpath "${DATA:-../shared/datasets}")
