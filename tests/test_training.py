@@ -27,7 +27,13 @@ from colorize_backend.core.reference import Reference  # noqa: E402
 
 from tests.helpers import REPO  # noqa: E402
 from tests.onnx_models import write_linear_auto_model  # noqa: E402
-from training import exemplar_cache, export, train, train_semantic_exemplar  # noqa: E402
+from training import (  # noqa: E402
+    exemplar_cache,
+    export,
+    interpolate,
+    train,
+    train_semantic_exemplar,
+)
 from training.arch import ARCHITECTURES, TRAINED_END_TO_END  # noqa: E402
 
 
@@ -343,3 +349,33 @@ def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos
             assert len(rows) == 12 and json.loads(rows[0])["psnr"] > 10
         exported[mode] = (tmp_path / mode / "candidate.onnx").read_bytes()
     assert exported["average"] != exported["last"]
+
+
+def test_interpolated_checkpoint_lies_on_the_line_between_the_two_runs_weights(photos, tmp_path):
+    """training.interpolate: every float weight of the mixed checkpoint is (1 - a) * start +
+    a * end of the two judged (averaged) weight sets, checked with numpy; export reads it;
+    checkpoints with other colour bins are refused."""
+    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
+    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
+    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    train.train(train.parse_args(common + ["--steps", "4", "--stop-at-step", "2"]))
+    shutil.copy(tmp_path / "run/last.pt", tmp_path / "start.pt")
+    train.train(train.parse_args(common + ["--steps", "4"]))
+    mixed_path = tmp_path / "mixed.pt"
+    interpolate.main([str(tmp_path / "start.pt"), str(tmp_path / "run/last.pt"),
+                      "--alpha", "0.25", "--out", str(mixed_path)])  # fmt: skip
+
+    start, end = (export.judged_weights(torch.load(p, weights_only=False, map_location="cpu"))
+                  for p in (tmp_path / "start.pt", tmp_path / "run/last.pt"))  # fmt: skip
+    graph, _ = export.load_graph(mixed_path, temperature=0.4)
+    mixed = graph.network.state_dict()
+    floats = [k for k, v in end.items() if v.is_floating_point()]
+    assert any(not torch.equal(start[k], end[k]) for k in floats)
+    for k in floats:
+        expected = 0.75 * start[k].double().numpy() + 0.25 * end[k].double().numpy()
+        np.testing.assert_allclose(mixed[k].double().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+    other = torch.load(tmp_path / "start.pt", weights_only=False, map_location="cpu")
+    shifted = other | {"centres": other["centres"] + 1.0}
+    with pytest.raises(ValueError, match="colour bins"):
+        interpolate.interpolated_checkpoint(other, shifted, 0.5, "")
