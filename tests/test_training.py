@@ -299,14 +299,20 @@ def test_a_resumed_run_learns_at_the_rate_it_is_given(photos, tmp_path):
     assert all(run.optimizer.state_dict()["state"].values())  # Adam's moments carried over
 
 
+def tiny_averaged_run(photos, tmp_path) -> list[str]:
+    """train.py options for a few fast steps of the fusion network into tmp_path/run, at a
+    rate and moving-average decay that make the average and the last weights differ."""
+    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
+    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
+    return common + ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+
+
 def test_a_moving_average_of_the_weights_carries_across_pieces_and_is_what_is_exported(
     photos, tmp_path
 ):
     """--ema-decay: the checkpoint carries the average, a resumed piece continues it (not
     restarts it), and export builds the graph from it rather than the last step's weights."""
-    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
-    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
-    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    common = tiny_averaged_run(photos, tmp_path)
     train.train(train.parse_args(common + ["--steps", "5", "--stop-at-step", "3"]))
     state = torch.load(tmp_path / "run/last.pt", weights_only=False, map_location="cpu")
     assert int(state["ema"]["n_averaged"]) == 3
@@ -328,9 +334,7 @@ def test_a_moving_average_of_the_weights_carries_across_pieces_and_is_what_is_ex
 def test_measure_sh_judges_the_average_or_with_last_step_the_last_weights(photos, tmp_path):
     """training/measure.sh on a checkpoint: exported (the moving average unless LAST_STEP=1)
     and measured through the backend, every photo's row kept for paired comparisons."""
-    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
-    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
-    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    common = tiny_averaged_run(photos, tmp_path)
     train.train(train.parse_args(common + ["--steps", "3"]))
     (tmp_path / "data/extra").mkdir(parents=True)
     (tmp_path / "data/val").symlink_to(photos)
@@ -355,9 +359,7 @@ def test_interpolated_checkpoint_lies_on_the_line_between_the_two_runs_weights(p
     """training.interpolate: every float weight of the mixed checkpoint is (1 - a) * start +
     a * end of the two judged (averaged) weight sets, checked with numpy; export reads it;
     checkpoints with other colour bins are refused."""
-    common = ["--arch", "fusion", "--data", str(photos), "--out", str(tmp_path / "run")]
-    common += ["--cache", str(tmp_path / "cache"), "--cache-size", "64", "--crop", "64"]
-    common += ["--batch", "4", "--threads", "2", "--lr", "1e-2", "--ema-decay", "0.5"]
+    common = tiny_averaged_run(photos, tmp_path)
     train.train(train.parse_args(common + ["--steps", "4", "--stop-at-step", "2"]))
     shutil.copy(tmp_path / "run/last.pt", tmp_path / "start.pt")
     train.train(train.parse_args(common + ["--steps", "4"]))
