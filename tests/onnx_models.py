@@ -58,6 +58,40 @@ def write_nan_auto_model(path: Path) -> Path:
     return _save(nodes, "nan_auto", [("L", ["N", 1, "H", "W"])], path, weights)
 
 
+def write_endless_auto_model(path: Path, iterations: int = 10**9) -> Path:
+    """`auto`, never finishing in practice: the linear colorizer, then a Loop that adds zero
+    to its output `iterations` times (onnxruntime runs each turn; nothing can interrupt it)."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["carried", "nothing"], ["carried_out"]),
+        ],
+        "add_zero",
+        [
+            helper.make_tensor_value_info("turn", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("carried", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("carried_out", TensorProto.FLOAT, None),
+        ],
+        [_const("nothing", [0.0])],
+    )
+    nodes = [
+        _pool4("L", "pooled"),
+        helper.make_node("Conv", ["pooled", "weight", "bias"], ["linear"]),
+        helper.make_node("Loop", ["turns", "keep_going", "linear"], ["ab"], body=body),
+    ]
+    weights = [
+        _const("weight", [[[[A_GAIN]]], [[[B_GAIN]]]]),
+        _const("bias", [A_BIAS, B_BIAS]),
+        _const("turns", iterations, np.int64),
+        _const("keep_going", True, np.bool_),
+    ]
+    return _save(nodes, "endless_auto", [("L", ["N", 1, "H", "W"])], path, weights)
+
+
 def write_misshapen_auto_model(path: Path) -> Path:
     """`auto` by its inputs, but its output is [N, 5, 7, 3], not [N, 2, h, w]."""
     nodes = [

@@ -29,11 +29,12 @@ import pytest
 import zmq
 from colorize_backend.core.engine import Engine
 from colorize_backend.core.errors import ColorizeError
-from colorize_backend.core.manifest import Manifest
+from colorize_backend.core.manifest import Manifest, sha256_of
 from colorize_backend.core.options import ColorizeOptions
 from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon.front import Daemon, DaemonConfig
 from colorize_backend.daemon.protocol import Limits
+from colorize_backend.daemon.stuck import EXIT_STUCK
 
 from tests.helpers import (
     REPO,
@@ -45,7 +46,7 @@ from tests.helpers import (
     start_daemon,
     stop_pid,
 )
-from tests.onnx_models import write_manifest
+from tests.onnx_models import write_endless_auto_model, write_manifest
 
 sys.path.insert(0, str(REPO / "plugin" / "colorize"))
 from colorize_client import BackendError  # noqa: E402
@@ -480,3 +481,59 @@ def test_an_idle_daemon_exits_by_itself(test_manifest):
     finally:
         daemon.stop()
     stop_pid(daemon.process.pid)
+
+
+def test_a_stuck_job_gets_every_client_an_answer_and_a_fresh_daemon(tmp_path):
+    """A worker that never returns (a model that runs for an hour stands in for a runtime
+    deadlocked in native code: neither can be interrupted) must not leave its client, or the
+    clients queued behind it, waiting: past the stage bound each gets a request to retry,
+    the log gets every thread's stack, the daemon exits, and the next request starts one."""
+    manifest = write_manifest(tmp_path)
+    endless = write_endless_auto_model(tmp_path / "endless.onnx")
+    listing = json.loads(manifest.read_text())
+    listing["models"].append(dict(listing["models"][0], name="endless", file=endless.name,
+                                  sha256=sha256_of(endless)))  # fmt: skip
+    manifest.write_text(json.dumps(listing))
+    endpoint = loopback_endpoint()
+    daemon = start_daemon(endpoint, manifest, "--stage-timeout", "2")
+    pixels = grey_photo(0.01)
+    height, width = pixels.shape[:2]
+    answers: dict[str, BackendError] = {}
+
+    def colorize(name: str, model: str) -> None:
+        client = plugin_client(endpoint, request_timeout_s=60.0)
+        try:
+            client.colorize(width, height, "gray", pixels.tobytes(), options={"model": model})
+        except BackendError as exc:
+            answers[name] = exc
+
+    try:
+        started = time.monotonic()
+        stuck = threading.Thread(target=colorize, args=("stuck", "endless"))
+        stuck.start()
+        time.sleep(0.5)
+        queued = threading.Thread(target=colorize, args=("queued", "linear"))
+        queued.start()
+        stuck.join(60)
+        queued.join(60)
+        answered = time.monotonic() - started
+        status = daemon.process.wait(30)
+    finally:
+        log = daemon.stop()
+    assert set(answers) == {"stuck", "queued"}, answers
+    for answer in answers.values():
+        assert answer.code == "internal" and "got stuck" in answer.message
+        assert "'network' stage" in answer.message and "try again" in answer.message
+    assert answered < 30
+    assert status == EXIT_STUCK
+    assert "thread colorize-worker-0:" in log and "colorize_backend/core/engine.py" in log
+    log_file = str(tmp_path / "restarted.log")
+    launcher = [sys.executable, "-m", "colorize_backend.tools.cli", "--manifest", str(manifest),
+                "serve", "--endpoint", endpoint, "--log-file", log_file]  # fmt: skip
+    client = plugin_client(endpoint, launcher=launcher, log_file=log_file, start_timeout_s=60.0)
+    hello = client.ensure_daemon()  # as the plug-in does before each request
+    try:
+        reply, _ = client.colorize(width, height, "gray", pixels.tobytes())
+        assert reply["model"] == "linear" and hello["pid"] != daemon.process.pid
+    finally:
+        stop_pid(hello["pid"])

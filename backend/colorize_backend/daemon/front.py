@@ -54,6 +54,7 @@ from colorize_backend.daemon.protocol import (
     request_id_of,
 )
 from colorize_backend.daemon.scheduler import Job, Scheduler
+from colorize_backend.daemon.stuck import retry_message, thread_stacks
 from colorize_backend.daemon.worker import JobRunner, Workers
 
 LOG = logging.getLogger("colorize.daemon")
@@ -74,6 +75,8 @@ class DaemonConfig:
     stall_s: float = 5.0  # a connection holding a message this long unfinished is a suspect
     handshake_s: float = 5.0  # a connection must finish its handshake within this
     progress_after_s: float = 0.3  # stage messages only for jobs slower than this
+    # A job this long in one stage is stuck (12 MP takes 0.1 s end to end): give up, exit.
+    stage_timeout_s: float = 300.0
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -136,6 +139,7 @@ class Daemon:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
+        self.gave_up = False  # a stuck job ended the loop (daemon.stuck)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ lifetime
@@ -205,9 +209,12 @@ class Daemon:
             self._loop(front, replies, guard)
         finally:
             self.scheduler.close()
-            self.workers.join(30)
-            warming.join(60)  # exiting while a compiler runs on it would abort the process
-            self.colorizer.engine.wait_for_upgrades(60)
+            if self.gave_up:  # a stuck thread never ends: no waiting; the replies go out first
+                front.setsockopt(zmq.LINGER, 2000)
+            else:
+                self.workers.join(30)
+                warming.join(60)  # exiting while a compiler runs on it would abort the process
+                self.colorizer.engine.wait_for_upgrades(60)
             guard.close()
             if self.pool is not None:
                 self.pool.close()
@@ -246,6 +253,29 @@ class Daemon:
             if idle.expired(self.scheduler.active()):
                 LOG.info("idle for %.0f s: exiting", self.config.idle_timeout_s)
                 break
+            stuck = self.scheduler.overdue(time.monotonic(), self.config.stage_timeout_s)
+            if stuck is not None:
+                self._give_up(front, stuck)
+                break
+
+    def _give_up(self, front: zmq.Socket, stuck: Job) -> None:
+        """Answer every job with a request to retry, and log every thread's stack."""
+        bound = self.config.stage_timeout_s
+        LOG.error(
+            "request %s has been in its %r stage for more than %.0f s: its worker is stuck. "
+            "Answering every client and exiting, so that a fresh daemon serves the next "
+            "request. Every thread's stack:\n%s",
+            stuck.request.request_id,
+            stuck.stage,
+            bound,
+            thread_stacks(),
+        )
+        message = retry_message(stuck.stage, bound)
+        for job in self.scheduler.abandon():
+            reply = error_reply(ErrorCode.INTERNAL, message, job.request.request_id,
+                                Operation.COLORIZE)  # fmt: skip
+            self._send(front, job.envelope, reply)
+        self.gave_up = True
 
     # ------------------------------------------------------------ front thread
 

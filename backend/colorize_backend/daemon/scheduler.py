@@ -6,6 +6,8 @@ stay within `queue_bytes`) and at most
 clients, so one busy client cannot lock the others out; a refused client is told
 `busy` and retries. A job is cancelled when its client asks, or when its client is
 gone (the daemon could not deliver a heartbeat); a running job stops at its next stage.
+A running job that stays in one stage far longer than any real one takes is stuck
+(`overdue`): its worker cannot be interrupted, so the front gives every job up (`abandon`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Job:
     stage: str = "queued"
     done: float = 0.0
     last_signal: float = field(default_factory=time.monotonic)
+    stage_since: float = field(default_factory=time.monotonic)  # when its stage began
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -63,6 +66,8 @@ class Job:
         """Called by the pipeline between stages: record progress, stop if cancelled."""
         if self.cancelled.is_set():
             raise Cancelled(self.request.request_id)
+        if stage != self.stage:
+            self.stage_since = time.monotonic()
         self.stage, self.done = stage, done
 
 
@@ -143,6 +148,7 @@ class Scheduler:
                 self._queues[peer] = mine  # back of the line: the next client goes first
             job.running = True
             job.stage, job.done = "starting", 0.0
+            job.stage_since = time.monotonic()
             return job
 
     def finish(self, job: Job) -> None:
@@ -189,6 +195,24 @@ class Scheduler:
                     job.last_signal = now
                     owed.append((job, positions.get(id(job))))
         return owed
+
+    def overdue(self, now: float, bound_s: float) -> Job | None:
+        """A running job that has been in its stage for longer than bound_s, if any."""
+        with self._ready:
+            return next(
+                (j for j in self._jobs.values() if j.running and now - j.stage_since > bound_s),
+                None,
+            )
+
+    def abandon(self) -> list[Job]:
+        """Close, and hand back every job, queued or running, for the caller to answer."""
+        with self._ready:
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+            self._queues.clear()
+            self._closed = True
+            self._ready.notify_all()
+        return jobs
 
     def close(self) -> None:
         with self._ready:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from colorize_backend.core.pipeline import Colorizer
 from colorize_backend.daemon.front import Daemon, DaemonConfig
 from colorize_backend.daemon.lifecycle import DaemonRecord, PidFile, user_models_dir
 from colorize_backend.daemon.protocol import Limits
+from colorize_backend.daemon.stuck import EXIT_STUCK
 
 LOG = logging.getLogger("colorize")
 LOG_BYTES, LOG_BACKUPS = 5_000_000, 3
@@ -48,6 +51,7 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
         limits=limits,
         curve_secret_key=args.curve_secret_key,
         idle_timeout_s=args.idle_timeout * 60,
+        stage_timeout_s=args.stage_timeout,
         max_connections=args.max_connections,
         memory_budget=args.memory_budget_mb * 1_000_000,
     )
@@ -89,5 +93,20 @@ def serve(args: argparse.Namespace, colorizer: Colorizer) -> int:
         LOG.info("stopped")
     finally:
         pid_file.release()
+    if daemon.gave_up:
+        exit_now(daemon)
     LOG.info("stopped serving %s", args.endpoint)
     return 0
+
+
+def exit_now(daemon: Daemon) -> None:
+    """End a daemon whose worker is stuck: the replies telling clients to retry go out
+    (within a bound), then the process ends without running the runtimes' teardown, which
+    could wait for the stuck thread forever."""
+    flush = threading.Thread(target=daemon.context.destroy, kwargs={"linger": 2000}, daemon=True)
+    flush.start()
+    flush.join(5)
+    LOG.error("stopped serving %s: a request was stuck (exit status %d)", daemon.config.endpoint,
+              EXIT_STUCK)  # fmt: skip
+    logging.shutdown()
+    os._exit(EXIT_STUCK)

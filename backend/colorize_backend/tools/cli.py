@@ -281,6 +281,13 @@ def add_serve_commands(sub) -> None:
     serve.add_argument(
         "--idle-timeout", type=float, default=0, help="exit after so many minutes idle (0: never)"
     )
+    serve.add_argument(
+        "--stage-timeout",
+        type=float,
+        default=300,
+        help="seconds a request may spend in one stage; past it the daemon is stuck: it "
+        "answers every client, logs every thread's stack and exits with status 3",
+    )
     serve.add_argument("--log-file", type=Path, help="log here (rotated) instead of stderr")
     serve.add_argument(
         "--max-connections", type=int, default=256, help="idle connections beyond are closed"
