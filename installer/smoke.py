@@ -19,6 +19,8 @@ from installer.endpoint import who_answers
 from installer.layout import Layout, say
 from installer.plugins import plugin_config
 
+SMOKE_TIMEOUT_S = 240  # the sample takes under a second; the client gives up after this
+
 
 def smoke_test(layout: Layout, endpoint: str) -> Path:
     """Colorize the bundled sample through the daemon with the plug-in's own client."""
@@ -35,13 +37,19 @@ def smoke_test(layout: Layout, endpoint: str) -> Path:
         daemon = subprocess.Popen(config["launcher"], stdout=startup, stderr=subprocess.STDOUT)
     try:
         command = [layout.python, "-m", "installer.smoke", layout.plugin_src / "colorize"]
-        out = subprocess.run(
-            [str(c) for c in command + [config_file, layout.sample, result]],
-            capture_output=True,
-            text=True,
-            cwd=layout.repo,
-            timeout=300,
-        )
+        try:
+            out = subprocess.run(
+                [str(c) for c in command + [config_file, layout.sample, result]],
+                capture_output=True,
+                text=True,
+                cwd=layout.repo,
+                timeout=SMOKE_TIMEOUT_S + 60,  # the client's own bound comes first
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"the sample was not colorized within {SMOKE_TIMEOUT_S + 60} s through the "
+                f"daemon at {endpoint} (daemon log: {config['log_file']})"
+            ) from None
         if out.returncode != 0:
             last = (out.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(
@@ -55,10 +63,20 @@ def smoke_test(layout: Layout, endpoint: str) -> Path:
         )
     finally:
         if daemon is not None:
-            daemon.terminate()
-            daemon.wait(10)
+            stop(daemon)
         config_file.unlink(missing_ok=True)
     return result
+
+
+def stop(daemon: subprocess.Popen, grace_s: float = 40) -> None:
+    """Stop the daemon this step started: SIGTERM, and SIGKILL if it has not ended within
+    grace_s (a busy worker delays a daemon's exit by up to 30 s)."""
+    daemon.terminate()
+    try:
+        daemon.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait(10)
 
 
 def main(argv: list[str]) -> None:
@@ -72,7 +90,7 @@ def main(argv: list[str]) -> None:
     fmt = {"L": "gray", "LA": "graya", "RGB": "rgb", "RGBA": "rgba"}.get(image.mode)
     if fmt is None:
         image, fmt = image.convert("RGB"), "rgb"
-    client = Client(load_config(config_path))
+    client = Client(dict(load_config(config_path), request_timeout_s=SMOKE_TIMEOUT_S))
     deadline = time.time() + 90
     while True:
         try:

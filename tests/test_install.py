@@ -295,3 +295,19 @@ def test_without_gimp_the_installer_says_so_and_check_finds_the_missing_plugin(t
     check = install(home, "--check")
     assert check.returncode == 1 and "installed in no GIMP" in check.stdout
     assert "everything looks fine" not in check.stdout
+
+
+def test_the_smoke_step_kills_a_daemon_that_will_not_stop():
+    """A daemon that ignores SIGTERM (its worker stuck) is killed, and the installer goes on."""
+    from installer.smoke import stop
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+         "print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    stop(stubborn, grace_s=1)
+    assert stubborn.returncode == -9 and time.monotonic() - started < 10
