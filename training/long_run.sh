@@ -9,7 +9,8 @@
 #
 # (training/session_start.sh starts it so, after rebuilding whatever a machine reset took.)
 # Environment: OUT (default ~/colorize-runs/long), THREADS (1 while people work on the
-# machine, 2 otherwise), STEPS (planned steps of the whole run), EXTRA (more train.py options,
+# machine, 2 otherwise), STEPS (planned steps of the whole run: 3000, or 3000 more than a
+# finished run's plan), EXTRA (more train.py options,
 # e.g. --min-colourfulness 15), INIT (a checkpoint whose weights start the run instead of the
 # shipped ONNX file, e.g. the semantic A/B arm's last.pt: its 800 steps are not thrown away).
 # The rate is 1.5e-4 since 2026-12-03: from the shipped default's weights, 400 steps at 5e-4
@@ -30,6 +31,20 @@ OUT=${OUT:-$HOME/colorize-runs/long}
 DATA=${DATA:-../shared/datasets}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
+# A run that has reached its plan would stop at once when resumed: it is given another
+# session's steps (the cosine restarts from its middle), so no session's CPU time is lost.
+if [ -z "${STEPS:-}" ] && [ -f "$OUT/last.pt" ]; then
+  STEPS=$("$PY" - "$OUT/last.pt" <<'EOF_PY'
+import sys
+
+import torch
+
+progress = torch.load(sys.argv[1], map_location="cpu", weights_only=False)["progress"]
+done = progress["step"] >= progress["total_steps"]
+print(progress["total_steps"] + 3000 if done else progress["total_steps"])
+EOF_PY
+)
+fi
 START=(--init-onnx models/fusion-effnet.onnx)
 [ -n "${INIT:-}" ] && START=(--init "$INIT")
 # shellcheck disable=SC2086
