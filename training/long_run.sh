@@ -31,17 +31,18 @@ OUT=${OUT:-$HOME/colorize-runs/long}
 DATA=${DATA:-../shared/datasets}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
+PLAN=3000  # one session's steps at two threads
 # A run that has reached its plan would stop at once when resumed: it is given another
 # session's steps (the cosine restarts from its middle), so no session's CPU time is lost.
 if [ -z "${STEPS:-}" ] && [ -f "$OUT/last.pt" ]; then
-  STEPS=$("$PY" - "$OUT/last.pt" <<'EOF_PY'
+  STEPS=$("$PY" - "$OUT/last.pt" "$PLAN" <<'EOF_PY'
 import sys
 
 import torch
 
 progress = torch.load(sys.argv[1], map_location="cpu", weights_only=False)["progress"]
 done = progress["step"] >= progress["total_steps"]
-print(progress["total_steps"] + 3000 if done else progress["total_steps"])
+print(progress["total_steps"] + int(sys.argv[2]) if done else progress["total_steps"])
 EOF_PY
 )
 fi
@@ -51,7 +52,7 @@ START=(--init-onnx models/fusion-effnet.onnx)
 exec nice -n 19 "$PY" -m training.train --arch fusion \
   --data "$DATA/train" "$DATA/extra/train" --val "$DATA/val" "$DATA/extra/val" \
   --out "$OUT" --cache "$HOME/colorize-runs/cache" --cache-size 192 --crop 160 \
-  --min-scale 0.55 --batch 32 --steps "${STEPS:-3000}" --lr 1.5e-4 --warmup-steps 300 \
+  --min-scale 0.55 --batch 32 --steps "${STEPS:-$PLAN}" --lr 1.5e-4 --warmup-steps 300 \
   --freeze-blocks 8 --backbone-lr-scale 0.1 --val-every 1000 --val-limit 300 \
   --checkpoint-minutes 5 --threads "${THREADS:-1}" \
   --class-kl-weight 1.0 --feature-weight 1.0 --semantic-photos 8 --colour-shortfall-weight 0.3 \
