@@ -71,8 +71,8 @@ def add_semantic_arguments(p: argparse.ArgumentParser) -> None:
         "--semantic-temperature",
         type=float,
         default=0.8,
-        help="annealed-mean temperature of the judged colour (0.8; judging the export's 0.4 "
-        "instead was on the same PSNR-colour line, models/README.md)",
+        help="annealed-mean temperature of the judged colour (%(default)s; judging the export's "
+        "0.4 instead was on the same PSNR-colour line, models/README.md)",
     )
 
 
