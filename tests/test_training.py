@@ -231,6 +231,35 @@ def test_semantic_consistency_loss_is_zero_for_the_truth_and_reaches_the_logits(
     assert loss(logits, lightness, grey).colour_shortfall.item() == 0.0
 
 
+def test_a_sources_shortfall_counts_by_its_factor_in_the_batches_and_the_loss():
+    """--colour-shortfall-source-factor: each drawn photo carries its source's factor, and the
+    shortfall term weighs each photo's shortfall by it."""
+    import torch
+
+    from training.color_torch import lab_to_rgb
+    from training.data import LabBatches, PhotoSet
+    from training.semantic_loss import SemanticConsistencyLoss
+
+    photos = PhotoSet([np.full((2, 32, 32, 3), 90, np.uint8)] * 2, ["lfw", "duts"])
+    factors = train.source_factors(photos, ["lfw=4"])
+    np.testing.assert_array_equal(factors, [4, 4, 1, 1])
+    assert train.source_factors(photos, []) is None
+    with pytest.raises(SystemExit, match="no such source"):
+        train.source_factors(photos, ["pets=2"])
+    batches = LabBatches(photos, 16, 4, "rgb", photo_weights=factors)
+    *_, drawn = batches.batch(torch.tensor([0, 3, 1, 2]))
+    np.testing.assert_array_equal(drawn.numpy(), [4, 1, 4, 1])
+
+    centres = torch.tensor([[0.0, 0.0], [20.0, 20.0]])
+    loss = SemanticConsistencyLoss(centres, temperature=0.8)
+    logits = torch.zeros(2, 2, 8, 8)
+    lightness = torch.full((2, 1, 32, 32), 60.0)
+    red = lab_to_rgb(torch.cat([lightness, torch.full((2, 2, 32, 32), 40.0)], dim=1))
+    plain = loss(logits, lightness, red).colour_shortfall
+    weighted = loss(logits, lightness, red, torch.tensor([3.0, 0.0])).colour_shortfall
+    torch.testing.assert_close(weighted, plain * 1.5)
+
+
 def test_torch_colourfulness_matches_the_reported_metric():
     import torch
 

@@ -164,6 +164,8 @@ class LabBatches:
     `extra` adds a third tensor to each batch: "reference", a second, independently
     cropped and flipped view of every photo in Lab (what an exemplar-guided network
     learns from), or "rgb", the colour crop itself in [0, 1] (for a teacher classifier).
+    `photo_weights` (one number per photo) adds a last tensor, each drawn photo's number
+    (e.g. how strongly a loss term counts for its source).
     """
 
     def __init__(
@@ -175,8 +177,10 @@ class LabBatches:
         device: str | torch.device = "cpu",
         min_scale: float = 0.6,
         min_colourfulness: float = 0.0,
+        photo_weights: np.ndarray | None = None,
     ):
         self.photos = photos
+        self.photo_weights = photo_weights
         self.crop = crop
         self.batch_size = batch_size
         self.extra = extra
@@ -198,16 +202,21 @@ class LabBatches:
             yield self.batch(draws[start : start + self.batch_size])
 
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) plus the `extra` tensor if one is asked for."""
+        """(L [B,1,H,W] in 0..100, ab [B,2,H,W]) plus the `extra` tensor if one is asked for,
+        plus the photos' weights [B] if there are any."""
         photos = torch.from_numpy(self.photos.take(indices.numpy())).to(self.device)
         photos = photos.permute(0, 3, 1, 2).float() / 255.0
         rgb = self._random_views(photos)
         lab = rgb_to_lab(rgb)
+        batch: tuple[torch.Tensor, ...] = (lab[:, :1], lab[:, 1:])
         if self.extra == "rgb":
-            return lab[:, :1], lab[:, 1:], rgb
-        if self.extra == "reference":
-            return lab[:, :1], lab[:, 1:], rgb_to_lab(self._random_views(photos))
-        return lab[:, :1], lab[:, 1:]
+            batch += (rgb,)
+        elif self.extra == "reference":
+            batch += (rgb_to_lab(self._random_views(photos)),)
+        if self.photo_weights is not None:
+            weights = self.photo_weights[indices.numpy()]
+            batch += (torch.from_numpy(weights).float().to(self.device),)
+        return batch
 
     def _random_views(self, photos: torch.Tensor) -> torch.Tensor:
         """Each photo cropped to min_scale-100 % of its side at a random place, maybe mirrored."""

@@ -14,7 +14,9 @@ Both terms pull the judged colour towards what the truth's features say, and a p
 distance is smallest for a cautious colour: the A/B saw colourfulness fall (models/README.md).
 A third term counters that as DDColor's colourfulness loss does, but one-sided against the
 truth: the colorized crop's shortfall of Hasler & Süsstrunk colourfulness below the true
-photo's (/100), so grey photos stay grey and colourful ones are not muted.
+photo's (/100), so grey photos stay grey and colourful ones are not muted. Each photo's
+shortfall may count by a factor of its own (its source's: the trainer's
+--colour-shortfall-source-factor).
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ class SemanticConsistencyLoss(nn.Module):
         return lab_to_rgb(torch.cat([lightness, ab], dim=1))
 
     def forward(
-        self, logits: torch.Tensor, lightness: torch.Tensor, truth_rgb: torch.Tensor
+        self,
+        logits: torch.Tensor,
+        lightness: torch.Tensor,
+        truth_rgb: torch.Tensor,
+        shortfall_factors: torch.Tensor | None = None,
     ) -> SemanticTerms:
         with torch.no_grad():
             truth_logits, truth_features = self.judge.logits_and_features(truth_rgb)
@@ -73,5 +79,7 @@ class SemanticConsistencyLoss(nn.Module):
                 for ours, truth in zip(ours_features, truth_features, strict=True)
             ]
         ).mean()
-        shortfall = F.relu(truth_colourfulness - colourfulness(ours)).mean() / 100.0
-        return SemanticTerms(class_kl, feature_distance, shortfall)
+        shortfall = F.relu(truth_colourfulness - colourfulness(ours))
+        if shortfall_factors is not None:
+            shortfall = shortfall * shortfall_factors
+        return SemanticTerms(class_kl, feature_distance, shortfall.mean() / 100.0)

@@ -65,6 +65,14 @@ def add_semantic_arguments(p: argparse.ArgumentParser) -> None:
         help="weight of the colorized crop's colourfulness shortfall below the truth's",
     )
     semantic.add_argument(
+        "--colour-shortfall-source-factor",
+        nargs="*",
+        default=[],
+        metavar="SOURCE=FACTOR",
+        help="the shortfall counts FACTOR times for photos of SOURCE (a data root's folder, "
+        "e.g. lfw=4): colour given back where a source's photos are muted",
+    )
+    semantic.add_argument(
         "--semantic-photos", type=int, default=16, help="photos of each batch it judges"
     )
     semantic.add_argument(
@@ -282,6 +290,18 @@ def learning_rate_factor(step: int, total: int, warmup: int) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def source_factors(photos: PhotoSet, spec: list[str]) -> np.ndarray | None:
+    """Per-photo factors from SOURCE=FACTOR items (1 for sources not named); None if none."""
+    if not spec:
+        return None
+    factors = dict(item.split("=", 1) for item in spec)
+    unknown = sorted(set(factors) - set(photos.names))
+    if unknown:
+        raise SystemExit(f"--colour-shortfall-source-factor: no such source: {unknown}")
+    by_source = np.array([float(factors.get(name, 1.0)) for name in photos.names], np.float32)
+    return by_source[photos.sources]
+
+
 def rebalanced_loss(logits, ab, encoder: SoftEncoder, weights: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against soft targets, weighted by the rarity of each pixel's colour."""
     target_ab = F.adaptive_avg_pool2d(ab, logits.shape[2:])
@@ -326,8 +346,16 @@ class Trainer:
         extra = {ModelKind.EXEMPLAR: "reference"}.get(run.arch.kind)
         if run.arch.objective == "guided" or self.semantic is not None:
             extra = "rgb"
+        self.shortfall_factors = source_factors(photos, args.colour_shortfall_source_factor)
         self.batches = LabBatches(
-            photos, args.crop, args.batch, extra, device, args.min_scale, args.min_colourfulness
+            photos,
+            args.crop,
+            args.batch,
+            extra,
+            device,
+            args.min_scale,
+            args.min_colourfulness,
+            self.shortfall_factors if self.semantic is not None else None,
         )
         self.teacher = ImageNetTeacher().to(device) if run.arch.objective == "guided" else None
         if not run.progress.total_steps:
@@ -340,6 +368,7 @@ class Trainer:
     def step(self, batch: tuple[torch.Tensor, ...]) -> None:
         run, progress = self.run, self.run.progress
         lightness, ab, *extra = (t.to(self.args.device) for t in batch)
+        factors = extra.pop() if self.batches.photo_weights is not None else None
         lightness = lightness.contiguous(memory_format=torch.channels_last)
         reference = extra[0] if run.arch.kind is ModelKind.EXEMPLAR else None
         output = run.model(*network_inputs(run.arch, lightness, ab, reference, self.hint_rng))
@@ -352,7 +381,7 @@ class Trainer:
         if guidance is not None:
             loss = loss + self.args.class_weight * guidance
         if self.semantic is not None:
-            loss = loss + self.semantic_term(output, lightness, extra[0])
+            loss = loss + self.semantic_term(output, lightness, extra[0], factors)
         factor = learning_rate_factor(progress.step, progress.total_steps, self.args.warmup_steps)
         for group in run.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
@@ -365,11 +394,13 @@ class Trainer:
         progress.photos_seen += len(lightness)
         run.losses.append(loss.item())
 
-    def semantic_term(self, logits, lightness, truth_rgb) -> torch.Tensor:
-        """The weighted semantic-consistency loss on the first --semantic-photos of the batch."""
+    def semantic_term(self, logits, lightness, truth_rgb, factors=None) -> torch.Tensor:
+        """The weighted semantic-consistency loss on the first --semantic-photos of the batch
+        (`factors`: each photo's shortfall factor, from its source)."""
         k, args = self.args.semantic_photos, self.args
         assert self.semantic is not None
-        terms = self.semantic(logits[:k], lightness[:k], truth_rgb[:k])
+        judged = factors[:k] if factors is not None else None
+        terms = self.semantic(logits[:k], lightness[:k], truth_rgb[:k], judged)
         for name, value in terms._asdict().items():
             self.run.terms.setdefault(name, []).append(value.item())
         return (
