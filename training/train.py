@@ -291,13 +291,16 @@ def learning_rate_factor(step: int, total: int, warmup: int) -> float:
 
 
 def source_factors(photos: PhotoSet, spec: list[str]) -> np.ndarray | None:
-    """Per-photo factors from SOURCE=FACTOR items (1 for sources not named); None if none."""
+    """Per-photo factors from SOURCE=FACTOR items (1 for sources not named); None if none.
+
+    Sources the photos do not have are ignored with a warning, so one recipe serves any
+    data mix (training/long_run.sh's EXTRA="--data ...")."""
     if not spec:
         return None
     factors = dict(item.split("=", 1) for item in spec)
-    unknown = sorted(set(factors) - set(photos.names))
-    if unknown:
-        raise SystemExit(f"--colour-shortfall-source-factor: no such source: {unknown}")
+    absent = sorted(set(factors) - set(photos.names))
+    if absent:
+        LOG.warning("--colour-shortfall-source-factor: no photos of %s", ", ".join(absent))
     by_source = np.array([float(factors.get(name, 1.0)) for name in photos.names], np.float32)
     return by_source[photos.sources]
 
