@@ -15,9 +15,10 @@ processes on this one):
   scheduler's load are shared among them;
 - at most IN_FLIGHT_PER_THREAD tasks per worker thread are submitted at a time, so a million
   files never become a million futures;
-- a worker killed mid-run loses nothing: Dask runs its tasks elsewhere, each result is
-  written once (a rerun task writes the same file again, atomically), and the summary
-  says which workers were lost.
+- a worker killed mid-run loses nothing: Dask runs its tasks elsewhere (the job every
+  task needs is itself a task, made again when lost), each result is written once (a
+  rerun task writes the same file again, atomically), and the summary says which workers
+  were lost.
 """
 
 from __future__ import annotations
@@ -270,12 +271,19 @@ def photos_per_task(photos: int, threads: int) -> int:
     return max(1, min(MAX_PHOTOS_PER_TASK, photos // (TASKS_PER_THREAD * threads)))
 
 
+def _the_job(job: ClusterJob) -> ClusterJob:
+    """The job as a task's result rather than scattered data: the scheduler keeps the task,
+    so a job lost with its worker is made again. (Scattered data is lost for good when the
+    workers holding it die, and Dask's memory manager drops broadcast copies down to one.)"""
+    return job
+
+
 def submissions(
     client: Any, tasks: list[Task], job: ClusterJob, by_path: bool, per_task: int
 ) -> Iterator[tuple[list[Task], Any]]:
     """One future per group of `per_task` photos, made only when asked for (the caller
     bounds how many exist, and so how many photos' bytes are read ahead)."""
-    shared_job = client.scatter(job, broadcast=True)
+    shared_job = client.submit(_the_job, job, pure=False)
     for first in range(0, len(tasks), per_task):
         group = tasks[first : first + per_task]
         if by_path:
