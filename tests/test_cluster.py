@@ -94,8 +94,8 @@ def test_a_second_run_resumes_and_overwrites_nothing(test_manifest, photos, tmp_
 
 def test_every_worker_killed_mid_run_loses_nothing(test_manifest, photos, tmp_path):
     """kill -9 of every worker process at once while the collection runs: the nannies start
-    them again, the job they all need is made again (it lived on one of them: Dask's memory
-    manager keeps one copy of what was scattered to all), and every result is there once."""
+    them again, the job every task needs (held by one of them) is made again, and every
+    result is there once."""
     port = free_port()
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, scheduler_port=port,

@@ -8,13 +8,14 @@
 #   nohup training/long_run.sh > ~/colorize-runs/long.log 2>&1 &
 #
 # (training/session_start.sh starts it so, after rebuilding whatever a machine reset took.)
-# Environment: OUT (default ~/colorize-runs/long), LR (peak rate, default 3e-5), THREADS (1 while people work on the
-# machine, 2 otherwise), STEPS (planned steps of the whole run: 3000, or 3000 more than a
-# finished run's plan), EXTRA (more train.py options,
+# Environment: OUT (default ~/colorize-runs/long), LR (peak rate, default 3e-5), THREADS
+# (1 while people work on the machine, 2 otherwise), STEPS (planned steps of the whole run:
+# 3000, or 3000 more than a finished run's plan), EXTRA (more train.py options,
 # e.g. --min-colourfulness 15), INIT (a checkpoint whose weights start the run instead of the
 # shipped ONNX file, e.g. the semantic A/B arm's last.pt: its 800 steps are not thrown away).
-# The rate is 1.5e-4 since 2026-12-03: from the shipped default's weights, 400 steps at 5e-4
-# wandered around it, at 1.5e-4 they gained +0.43 dB on extra/val (models/README.md).
+# The rate was 1.5e-4 from 2026-12-03 to 2026-12-07: from the then shipped default's
+# weights, 400 steps at 5e-4 wandered around it, at 1.5e-4 they gained +0.43 dB on extra/val
+# (models/README.md).
 # The colour-shortfall term at 0.3 since 2026-12-04 (from step 3409, the arm's state): at the
 # low export temperatures that keep val's colour it gives +0.15 dB at equal colour.
 # A moving average of the weights (decay 0.999, about two pieces) since 2026-12-04: the run's
@@ -32,7 +33,8 @@
 # started again from the shipped ONNX file (step 10600's weights, trained at 1.7e-5 at the
 # end); at 1.5e-4 its validation loss rose from the first 1000 steps on, and its step 3000
 # measured -0.36 dB on extra/val and -0.27 dB on val against the file it started from
-# (models/README.md). 3e-5 is about the rate that state was trained at, not yet measured.
+# (models/README.md). 3e-5 is about the rate that state was trained at; at step 1000 it
+# halved the rise of the validation loss, not yet measured through the pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$HOME/colorize-runs/long}
