@@ -34,7 +34,7 @@
 # end); at 1.5e-4 its validation loss rose from the first 1000 steps on, and its step 3000
 # measured -0.36 dB on extra/val and -0.27 dB on val against the file it started from
 # (models/README.md). 3e-5 is about the rate that state was trained at; at step 1000 it
-# halved the rise of the validation loss, not yet measured through the pipeline.
+# halved the rise of the validation loss, and its step 1065 measured -0.13 dB on extra/val.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$HOME/colorize-runs/long}
